@@ -1,0 +1,478 @@
+/* wisp-bench - wisp's scheduler benchmarks, shaped as Tokio's
+ * benches/rt_multi_threaded.rs, one line per run:
+ *
+ *   bench=WORKLOAD impl=wisp threads=N n=COUNT seconds=S ns_per_op=X
+ *
+ * usage: wisp-bench WORKLOAD [--threads N] [--n COUNT] [--reps R]
+ *        wisp-bench list
+ * The same workloads exist for Tokio in bench/peers/tokio, written the same
+ * way, so the two can be compared line by line. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <wisp/wisp.h>
+
+/* ---- a one-shot latch the outside thread waits on ------------------------- */
+
+struct latch {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+};
+
+static void latch_init(struct latch *l)
+{
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    l->done = 0;
+}
+
+static void latch_set(struct latch *l)
+{
+    pthread_mutex_lock(&l->lock);
+    l->done = 1;
+    pthread_cond_signal(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static void latch_wait(struct latch *l)
+{
+    pthread_mutex_lock(&l->lock);
+    while (!l->done)
+        pthread_cond_wait(&l->cond, &l->lock);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static void latch_destroy(struct latch *l)
+{
+    pthread_cond_destroy(&l->cond);
+    pthread_mutex_destroy(&l->lock);
+}
+
+static void die(const char *what, int err)
+{
+    fprintf(stderr, "wisp-bench: %s: %s\n", what, strerror(-err));
+    exit(1);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- countdown: n tasks each decrement; the last sets the latch ---------- */
+
+struct countdown {
+    _Atomic long left;
+    struct latch latch;
+};
+
+static void countdown_hit(struct countdown *c)
+{
+    if (atomic_fetch_sub_explicit(&c->left, 1, memory_order_acq_rel) == 1)
+        latch_set(&c->latch);
+}
+
+struct empty_task {
+    struct countdown *c;
+};
+
+static wisp_poll_t empty_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    (void)out;
+    countdown_hit(((struct empty_task *)f)->c);
+    return WISP_READY;
+}
+
+/* ---- spawn_many_local / spawn_many_remote --------------------------------- */
+
+struct spawner {
+    wisp_runtime_t *rt;
+    struct countdown *c;
+    long n;
+};
+
+static void spawn_empties(wisp_runtime_t *rt, struct countdown *c, long n)
+{
+    struct empty_task e = { c };
+    for (long i = 0; i < n; i++) {
+        int err = wisp_spawn(rt, empty_poll, &e, sizeof(e), NULL, NULL);
+        if (err)
+            die("spawn", err);
+    }
+}
+
+static wisp_poll_t spawner_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    (void)out;
+    struct spawner *s = f;
+    spawn_empties(s->rt, s->c, s->n);
+    return WISP_READY;
+}
+
+static double run_spawn_many(wisp_runtime_t *rt, long n, int local)
+{
+    struct countdown c;
+    atomic_init(&c.left, n);
+    latch_init(&c.latch);
+    double t0 = now();
+    if (local) {
+        struct spawner s = { rt, &c, n };
+        int err = wisp_spawn(rt, spawner_poll, &s, sizeof(s), NULL, NULL);
+        if (err)
+            die("spawn", err);
+    } else {
+        spawn_empties(rt, &c, n);
+    }
+    latch_wait(&c.latch);
+    double t = now() - t0;
+    latch_destroy(&c.latch);
+    return t;
+}
+
+static double bench_spawn_many_local(wisp_runtime_t *rt, long n, long *ops)
+{
+    *ops = n;
+    return run_spawn_many(rt, n, 1);
+}
+
+static double bench_spawn_many_remote(wisp_runtime_t *rt, long n, long *ops)
+{
+    *ops = n;
+    return run_spawn_many(rt, n, 0);
+}
+
+/* ---- yield_many: n tasks x 1000 yields ------------------------------------ */
+
+#define YIELDS 1000
+
+struct yielder {
+    struct countdown *c;
+    int left;
+};
+
+static wisp_poll_t yielder_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)out;
+    struct yielder *y = f;
+    if (y->left-- > 0)
+        return wisp_yield(cx);
+    countdown_hit(y->c);
+    return WISP_READY;
+}
+
+static double bench_yield_many(wisp_runtime_t *rt, long n, long *ops)
+{
+    *ops = n * YIELDS;
+    struct countdown c;
+    atomic_init(&c.left, n);
+    latch_init(&c.latch);
+    double t0 = now();
+    struct yielder y = { &c, YIELDS };
+    for (long i = 0; i < n; i++) {
+        int err = wisp_spawn(rt, yielder_poll, &y, sizeof(y), NULL, NULL);
+        if (err)
+            die("spawn", err);
+    }
+    latch_wait(&c.latch);
+    double t = now() - t0;
+    latch_destroy(&c.latch);
+    return t;
+}
+
+/* ---- ping_pong: two tasks bounce a counter n times through wakers --------- */
+
+struct court {
+    _Atomic long counter;
+    long n;
+    pthread_mutex_t slot_lock[2];
+    wisp_waker_t slot[2];
+    struct countdown *c;
+};
+
+struct side {
+    struct court *court;
+    int me;
+};
+
+static wisp_poll_t side_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)out;
+    struct side *s = f;
+    struct court *ct = s->court;
+    int me = s->me, other = 1 - me;
+    for (;;) {
+        long c = atomic_load_explicit(&ct->counter, memory_order_acquire);
+        if (c >= ct->n) {
+            countdown_hit(ct->c);
+            return WISP_READY;
+        }
+        if (c % 2 == me) {
+            atomic_store_explicit(&ct->counter, c + 1, memory_order_release);
+            pthread_mutex_lock(&ct->slot_lock[other]);
+            wisp_waker_t w = ct->slot[other];
+            ct->slot[other] = WISP_WAKER_EMPTY;
+            pthread_mutex_unlock(&ct->slot_lock[other]);
+            wisp_waker_wake(&w);
+            continue;
+        }
+        pthread_mutex_lock(&ct->slot_lock[me]);
+        wisp_waker_set(&ct->slot[me], wisp_context_waker(cx));
+        pthread_mutex_unlock(&ct->slot_lock[me]);
+        c = atomic_load_explicit(&ct->counter, memory_order_acquire);
+        if (c % 2 != me && c < ct->n)
+            return WISP_PENDING;
+    }
+}
+
+static double bench_ping_pong(wisp_runtime_t *rt, long n, long *ops)
+{
+    *ops = n;
+    struct countdown c;
+    atomic_init(&c.left, 2);
+    latch_init(&c.latch);
+    struct court ct = { .n = n, .c = &c };
+    atomic_init(&ct.counter, 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_init(&ct.slot_lock[i], NULL);
+        ct.slot[i] = WISP_WAKER_EMPTY;
+    }
+    double t0 = now();
+    for (int i = 0; i < 2; i++) {
+        struct side s = { &ct, i };
+        int err = wisp_spawn(rt, side_poll, &s, sizeof(s), NULL, NULL);
+        if (err)
+            die("spawn", err);
+    }
+    latch_wait(&c.latch);
+    double t = now() - t0;
+    if (atomic_load(&ct.counter) != n) {
+        fprintf(stderr, "wisp-bench: ping_pong counter %ld != %ld\n", atomic_load(&ct.counter), n);
+        exit(1);
+    }
+    for (int i = 0; i < 2; i++) {
+        wisp_waker_drop(&ct.slot[i]);
+        pthread_mutex_destroy(&ct.slot_lock[i]);
+    }
+    latch_destroy(&c.latch);
+    return t;
+}
+
+/* ---- chained_spawn: each task spawns the next, n deep --------------------- */
+
+struct link {
+    wisp_runtime_t *rt;
+    struct latch *latch;
+    long left;
+};
+
+static wisp_poll_t link_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    (void)out;
+    struct link *l = f;
+    if (l->left <= 1) {
+        latch_set(l->latch);
+        return WISP_READY;
+    }
+    struct link next = { l->rt, l->latch, l->left - 1 };
+    int err = wisp_spawn(l->rt, link_poll, &next, sizeof(next), NULL, NULL);
+    if (err)
+        die("spawn", err);
+    return WISP_READY;
+}
+
+static double bench_chained_spawn(wisp_runtime_t *rt, long n, long *ops)
+{
+    *ops = n;
+    struct latch latch;
+    latch_init(&latch);
+    double t0 = now();
+    struct link first = { rt, &latch, n };
+    int err = wisp_spawn(rt, link_poll, &first, sizeof(first), NULL, NULL);
+    if (err)
+        die("spawn", err);
+    latch_wait(&latch);
+    double t = now() - t0;
+    latch_destroy(&latch);
+    return t;
+}
+
+/* ---- fib: every call spawns both children and awaits both ---------------- */
+
+struct fib {
+    wisp_runtime_t *rt;
+    long n;
+    int phase;
+    uintptr_t a;
+    wisp_join_t *ja, *jb;
+};
+
+static wisp_poll_t fib_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct fib *fb = f;
+    int status;
+    void *v;
+    switch (fb->phase) {
+    case 0: {
+        if (fb->n < 2) {
+            *out = (void *)(uintptr_t)fb->n;
+            return WISP_READY;
+        }
+        struct fib a = { fb->rt, fb->n - 1, 0, 0, NULL, NULL };
+        struct fib b = { fb->rt, fb->n - 2, 0, 0, NULL, NULL };
+        int err = wisp_spawn(fb->rt, fib_poll, &a, sizeof(a), NULL, &fb->ja);
+        if (!err)
+            err = wisp_spawn(fb->rt, fib_poll, &b, sizeof(b), NULL, &fb->jb);
+        if (err)
+            die("spawn", err);
+        fb->phase = 1;
+    } /* fall through */
+    case 1:
+        if (wisp_join_poll(fb->ja, cx, &status, &v) == WISP_PENDING)
+            return WISP_PENDING;
+        if (status)
+            die("join", status);
+        fb->a = (uintptr_t)v;
+        fb->phase = 2;
+        /* fall through */
+    default:
+        if (wisp_join_poll(fb->jb, cx, &status, &v) == WISP_PENDING)
+            return WISP_PENDING;
+        if (status)
+            die("join", status);
+        *out = (void *)(fb->a + (uintptr_t)v);
+        return WISP_READY;
+    }
+}
+
+static uint64_t fib_expected(long n, uint64_t *calls)
+{
+    uint64_t a = 0, b = 1; /* fib(i), fib(i+1) */
+    for (long i = 0; i < n; i++) {
+        uint64_t c = a + b;
+        a = b;
+        b = c;
+    }
+    *calls = 2 * b - 1; /* calls(n) = 2 fib(n+1) - 1 */
+    return a;
+}
+
+static double bench_fib(wisp_runtime_t *rt, long n, long *ops)
+{
+    uint64_t calls;
+    uint64_t want = fib_expected(n, &calls);
+    *ops = (long)calls;
+    struct fib root = { rt, n, 0, 0, NULL, NULL };
+    wisp_join_t *j;
+    double t0 = now();
+    int err = wisp_spawn(rt, fib_poll, &root, sizeof(root), NULL, &j);
+    if (err)
+        die("spawn", err);
+    void *v;
+    err = wisp_join(j, &v);
+    double t = now() - t0;
+    if (err)
+        die("join", err);
+    if ((uint64_t)(uintptr_t)v != want) {
+        fprintf(stderr, "wisp-bench: fib(%ld) = %lu, want %lu\n", n, (unsigned long)(uintptr_t)v,
+                (unsigned long)want);
+        exit(1);
+    }
+    return t;
+}
+
+/* ---- driver ---------------------------------------------------------------- */
+
+struct workload {
+    const char *name;
+    long default_n;
+    double (*run)(wisp_runtime_t *rt, long n, long *ops);
+};
+
+static const struct workload workloads[] = {
+    { "spawn_many_local", 1000000, bench_spawn_many_local },
+    { "spawn_many_remote", 1000000, bench_spawn_many_remote },
+    { "yield_many", 200, bench_yield_many },
+    { "ping_pong", 200000, bench_ping_pong },
+    { "chained_spawn", 1000000, bench_chained_spawn },
+    { "fib", 30, bench_fib },
+};
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: wisp-bench WORKLOAD [--threads N] [--n COUNT] [--reps R]\n"
+                    "       wisp-bench list\nworkloads:");
+    for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+        fprintf(stderr, " %s", workloads[i].name);
+    fprintf(stderr, "\n");
+    exit(2);
+}
+
+static long parse_positive(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v <= 0)
+        usage();
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        usage();
+    if (!strcmp(argv[1], "list")) {
+        for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+            printf("%s\n", workloads[i].name);
+        return 0;
+    }
+    const struct workload *wl = NULL;
+    for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+        if (!strcmp(argv[1], workloads[i].name))
+            wl = &workloads[i];
+    if (!wl)
+        usage();
+    long threads = 2, n = wl->default_n, reps = 1;
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 >= argc)
+            usage();
+        if (!strcmp(argv[i], "--threads"))
+            threads = parse_positive(argv[++i]);
+        else if (!strcmp(argv[i], "--n"))
+            n = parse_positive(argv[++i]);
+        else if (!strcmp(argv[i], "--reps"))
+            reps = parse_positive(argv[++i]);
+        else
+            usage();
+    }
+    if (!strcmp(wl->name, "fib") && n > 60)
+        usage();
+    wisp_runtime_t *rt;
+    wisp_runtime_config_t cfg = { .workers = (unsigned)threads };
+    int err = wisp_runtime_new(&rt, &cfg);
+    if (err)
+        die("runtime", err);
+    for (long r = 0; r < reps; r++) {
+        long ops;
+        double s = wl->run(rt, n, &ops);
+        printf("bench=%s impl=wisp threads=%ld n=%ld seconds=%.6f ns_per_op=%.1f\n", wl->name,
+               threads, n, s, s * 1e9 / (double)ops);
+        fflush(stdout);
+    }
+    err = wisp_runtime_free(rt);
+    if (err)
+        die("runtime_free", err);
+    return 0;
+}

@@ -1,0 +1,13 @@
+/* wisp/wisp.h - umbrella header: everything public in wisp. */
+#ifndef WISP_WISP_H
+#define WISP_WISP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <wisp/future.h>
+#include <wisp/runtime.h>
+#include <wisp/task.h>
+
+#endif /* WISP_WISP_H */

@@ -1,0 +1,88 @@
+/* injector.c - global MPMC FIFO: an intrusive list under a mutex, with an
+ * atomic length read before taking the lock (see injector.h).
+ *
+ * The list is intrusive so that queueing never allocates: a wake from any
+ * thread cannot fail for lack of memory. */
+#include "injector.h"
+
+#include "task.h"
+
+int injector_init(struct injector *q)
+{
+    int err = pthread_mutex_init(&q->lock, NULL);
+    if (err)
+        return -err;
+    atomic_init(&q->len, 0);
+    q->head = q->tail = NULL;
+    q->closed = false;
+    return 0;
+}
+
+void injector_destroy(struct injector *q)
+{
+    pthread_mutex_destroy(&q->lock);
+}
+
+bool injector_push_chain(struct injector *q, struct wisp_task *first, struct wisp_task *last,
+                         size_t count)
+{
+    last->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    if (q->closed) {
+        pthread_mutex_unlock(&q->lock);
+        return false;
+    }
+    if (q->tail)
+        q->tail->next = first;
+    else
+        q->head = first;
+    q->tail = last;
+    /* seq_cst: pairs with injector_len in park.c's last check for work (the
+     * Dekker pattern with the sleeping-worker count). */
+    atomic_fetch_add_explicit(&q->len, count, memory_order_seq_cst);
+    pthread_mutex_unlock(&q->lock);
+    return true;
+}
+
+bool injector_push(struct injector *q, struct wisp_task *task)
+{
+    return injector_push_chain(q, task, task, 1);
+}
+
+struct wisp_task *injector_pop_batch(struct injector *q, size_t max, size_t *count)
+{
+    *count = 0;
+    /* relaxed: a hint only; the lock below orders the list itself. */
+    if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&q->lock);
+    struct wisp_task *first = q->head, *last = NULL;
+    size_t n = 0;
+    for (struct wisp_task *t = first; t && n < max; t = t->next) {
+        last = t;
+        n++;
+    }
+    if (n) {
+        q->head = last->next;
+        if (!q->head)
+            q->tail = NULL;
+        last->next = NULL;
+        /* relaxed: the lock orders the list; len is a hint for readers. */
+        atomic_fetch_sub_explicit(&q->len, n, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&q->lock);
+    *count = n;
+    return n ? first : NULL;
+}
+
+struct wisp_task *injector_close(struct injector *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->closed = true;
+    struct wisp_task *all = q->head;
+    q->head = q->tail = NULL;
+    /* relaxed: the list is now private to the caller. */
+    atomic_store_explicit(&q->len, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&q->lock);
+    return all;
+}

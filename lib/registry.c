@@ -1,0 +1,172 @@
+/* registry.c - the sharded list of unfinished tasks (see registry.h).
+ *
+ * One circular doubly linked list per shard, under the shard's mutex.  A
+ * worker lists the tasks it spawns in its own shard, so the lock is usually
+ * uncontended and its cache line stays local; the task records its shard in
+ * its state word so any thread can unlist it.  A task is unlisted when it
+ * finishes (task.c), or by shutdown, which claims it first. */
+#include "registry.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "runtime.h"
+#include "task.h"
+
+#define OUTSIDE_SHARDS 4u
+
+struct registry_shard {
+    _Alignas(WISP_CACHE_LINE) pthread_mutex_t lock;
+    struct wisp_task head; /* sentinel: only its link fields are used */
+    size_t count;
+    bool closed;
+};
+
+int registry_init(struct registry *r, unsigned nworkers)
+{
+    unsigned n = nworkers + OUTSIDE_SHARDS;
+    if (n > TASK_SHARD_MAX + 1)
+        n = TASK_SHARD_MAX + 1;
+    r->shards = aligned_alloc(_Alignof(struct registry_shard), n * sizeof(*r->shards));
+    if (!r->shards)
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        struct registry_shard *s = &r->shards[i];
+        int err = pthread_mutex_init(&s->lock, NULL);
+        if (err) {
+            while (i--)
+                pthread_mutex_destroy(&r->shards[i].lock);
+            free(r->shards);
+            return -err;
+        }
+        s->head.reg_prev = s->head.reg_next = &s->head;
+        s->count = 0;
+        s->closed = false;
+    }
+    r->nshards = n;
+    r->nworkers = nworkers;
+    return 0;
+}
+
+void registry_destroy(struct registry *r)
+{
+    for (unsigned i = 0; i < r->nshards; i++)
+        pthread_mutex_destroy(&r->shards[i].lock);
+    free(r->shards);
+}
+
+unsigned registry_shard_for_caller(struct registry *r)
+{
+    static _Atomic unsigned next_outside;
+    static _Thread_local unsigned outside_slot; /* 0: not chosen yet */
+    struct worker *w = worker_current();
+    if (w && w->rt->registry.shards == r->shards)
+        return w->index % r->nshards;
+    if (!outside_slot)
+        /* relaxed: only spreads threads over shards. */
+        outside_slot = 1 + atomic_fetch_add_explicit(&next_outside, 1, memory_order_relaxed);
+    unsigned outside = r->nshards > r->nworkers ? r->nshards - r->nworkers : r->nshards;
+    unsigned base = r->nshards > r->nworkers ? r->nworkers : 0;
+    return base + outside_slot % outside;
+}
+
+static void link_task(struct registry_shard *s, struct wisp_task *t)
+{
+    t->reg_next = s->head.reg_next;
+    t->reg_prev = &s->head;
+    s->head.reg_next->reg_prev = t;
+    s->head.reg_next = t;
+    s->count++;
+}
+
+static void unlink_task(struct registry_shard *s, struct wisp_task *t)
+{
+    t->reg_prev->reg_next = t->reg_next;
+    t->reg_next->reg_prev = t->reg_prev;
+    t->reg_prev = t->reg_next = NULL;
+    s->count--;
+}
+
+bool registry_insert(struct registry *r, struct wisp_task *t, unsigned shard)
+{
+    struct registry_shard *s = &r->shards[shard];
+    pthread_mutex_lock(&s->lock);
+    bool ok = !s->closed;
+    if (ok)
+        link_task(s, t);
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static struct registry_shard *shard_of(struct registry *r, struct wisp_task *t)
+{
+    /* relaxed: the shard bits never change after spawn. */
+    uint64_t state = atomic_load_explicit(&t->state, memory_order_relaxed);
+    return &r->shards[task_shard(state)];
+}
+
+bool registry_remove(struct registry *r, struct wisp_task *t)
+{
+    struct registry_shard *s = shard_of(r, t);
+    pthread_mutex_lock(&s->lock);
+    bool listed = t->reg_prev != NULL;
+    if (listed)
+        unlink_task(s, t);
+    pthread_mutex_unlock(&s->lock);
+    return listed;
+}
+
+/* Closes the idle tasks of one shard; returns how many tasks stay listed
+ * (being closed right now by other threads). */
+static size_t shard_close_idle(struct registry_shard *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->closed = true;
+    struct wisp_task *t = s->head.reg_next;
+    while (t != &s->head) {
+        if (!task_try_claim_idle(t)) {
+            t = t->reg_next;
+            continue;
+        }
+        /* Claimed: unlist it (its registry reference is now ours) and close
+         * it without the lock, since its drop function may abort or wake
+         * tasks listed here. */
+        unlink_task(s, t);
+        pthread_mutex_unlock(&s->lock);
+        task_close_claimed(t, 1);
+        pthread_mutex_lock(&s->lock);
+        t = s->head.reg_next;
+    }
+    size_t left = s->count;
+    pthread_mutex_unlock(&s->lock);
+    return left;
+}
+
+void registry_close_all(struct registry *r)
+{
+    for (;;) {
+        size_t left = 0;
+        for (unsigned i = 0; i < r->nshards; i++)
+            left += shard_close_idle(&r->shards[i]);
+        if (!left)
+            return;
+        /* Tasks another thread holds: an outside waker whose queueing failed
+         * (it closes the task itself) or an abort dropping a future.  Both
+         * finish without waiting on us. */
+        sched_yield();
+    }
+}
+
+size_t registry_count(struct registry *r)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < r->nshards; i++) {
+        pthread_mutex_lock(&r->shards[i].lock);
+        n += r->shards[i].count;
+        pthread_mutex_unlock(&r->shards[i].lock);
+    }
+    return n;
+}

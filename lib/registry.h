@@ -1,0 +1,45 @@
+/* registry.h - every unfinished task of a runtime, so that shutdown can
+ * close each exactly once (tasks that are pending and held only by wakers
+ * sit in no queue).
+ *
+ * Owns: the shard lists (intrusive, through wisp_task.reg_prev/reg_next)
+ * and their locks.  The list holds one reference to each task (task.h).
+ * Touches: only those link fields, plus task.c's claim/close on shutdown. */
+#ifndef WISP_REGISTRY_H
+#define WISP_REGISTRY_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct wisp_task;
+struct registry_shard;
+
+struct registry {
+    struct registry_shard *shards;
+    unsigned nshards;
+    unsigned nworkers; /* shards [0, nworkers) belong to workers */
+};
+
+int registry_init(struct registry *r, unsigned nworkers);
+void registry_destroy(struct registry *r);
+
+/* The shard a task spawned by the calling thread goes to: the caller's own
+ * when it is a worker (its lock then stays in its cache), else one of the
+ * outside shards. */
+unsigned registry_shard_for_caller(struct registry *r);
+
+/* false: the registry is closed (shutdown); the task was not listed. */
+bool registry_insert(struct registry *r, struct wisp_task *t, unsigned shard);
+
+/* true if this call unlisted t (and so now owns the registry's reference). */
+bool registry_remove(struct registry *r, struct wisp_task *t);
+
+/* Shutdown: refuses further inserts, then closes every idle task, and
+ * waits until the tasks other threads are closing are gone too. */
+void registry_close_all(struct registry *r);
+
+/* Number of listed tasks (tests, metrics). */
+size_t registry_count(struct registry *r);
+
+#endif /* WISP_REGISTRY_H */

@@ -1,0 +1,228 @@
+/* runtime.c - creating and freeing a runtime, block_on, and the queries
+ * (current runtime, worker index, worker count).
+ *
+ * Owns: struct wisp_runtime's lifetime, its workers' threads, the shutdown
+ * sequence, and the calling thread's block_on runtime.
+ *
+ * Shutdown, in order: refuse spawns; wake and join the workers (each
+ * finishes the poll it is in); close the injector and every worker queue,
+ * closing the tasks they hold; close every remaining (idle) task through the
+ * registry, waiting for tasks other threads are closing; wait for outside
+ * threads still inside schedule_outside; free.  A task never touches its
+ * runtime once it is FINISHED and unlisted, so wakers outliving the runtime
+ * only ever touch their task. */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "parker.h"
+#include "runtime.h"
+#include "task.h"
+
+#define DEFAULT_DEQUE_CAPACITY 256
+
+static _Thread_local wisp_runtime_t *block_on_runtime;
+
+static unsigned online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void worker_free(struct worker *w)
+{
+    if (!w)
+        return;
+    deque_destroy(&w->deque);
+    free(w->scratch);
+    free(w);
+}
+
+static struct worker *worker_new(struct wisp_runtime *rt, unsigned index)
+{
+    struct worker *w = aligned_alloc(_Alignof(struct worker), sizeof(*w));
+    if (!w)
+        return NULL;
+    memset(w, 0, sizeof(*w));
+    w->rt = rt;
+    w->index = index;
+    w->rng = UINT64_C(0x9E3779B97F4A7C15) * (index + 1) | 1;
+    atomic_init(&w->park_word, 1);
+    w->scratch = calloc(rt->deque_capacity / 2, sizeof(*w->scratch));
+    if (!w->scratch || deque_init(&w->deque, rt->deque_capacity) != 0) {
+        free(w->scratch);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Frees what runtime_create built, in reverse; the workers are stopped. */
+static void runtime_destroy(struct wisp_runtime *rt, int stage)
+{
+    if (rt->workers)
+        for (unsigned i = 0; i < rt->nworkers; i++)
+            worker_free(rt->workers[i]);
+    free(rt->workers);
+    if (stage >= 3)
+        injector_destroy(&rt->injector);
+    if (stage >= 2)
+        idle_destroy(&rt->idle);
+    if (stage >= 1)
+        registry_destroy(&rt->registry);
+    kind_table_destroy(&rt->kinds);
+    free(rt);
+}
+
+static void runtime_stop_workers(struct wisp_runtime *rt)
+{
+    /* seq_cst: pairs with the workers' acquire loads and with the parking
+     * workers' last check (park.c). */
+    atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
+    idle_unpark_all(&rt->idle);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (rt->workers[i]->started)
+            pthread_join(rt->workers[i]->thread, NULL);
+}
+
+static int runtime_start_workers(struct wisp_runtime *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *w = rt->workers[i];
+        int err = pthread_create(&w->thread, NULL, worker_main, w);
+        if (err)
+            return -err;
+        w->started = true;
+    }
+    return 0;
+}
+
+int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
+                   size_t deque_capacity)
+{
+    static _Atomic uint64_t next_id = 1;
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    unsigned n = cfg ? cfg->workers : 0;
+    if (n > WISP_MAX_WORKERS)
+        return -EINVAL;
+    if (n == 0)
+        n = online_cpus() < WISP_MAX_WORKERS ? online_cpus() : WISP_MAX_WORKERS;
+    if (deque_capacity == 0)
+        deque_capacity = DEFAULT_DEQUE_CAPACITY;
+    if (deque_capacity < 2 || (deque_capacity & (deque_capacity - 1)))
+        return -EINVAL;
+
+    struct wisp_runtime *rt = aligned_alloc(_Alignof(struct wisp_runtime), sizeof(*rt));
+    if (!rt)
+        return -ENOMEM;
+    memset(rt, 0, sizeof(*rt));
+    rt->nworkers = n;
+    rt->deque_capacity = deque_capacity;
+    /* relaxed: only uniqueness matters. */
+    rt->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    atomic_init(&rt->shutdown, false);
+    atomic_init(&rt->outside_inflight, 0);
+    kind_table_init(&rt->kinds);
+
+    int err, stage = 0;
+    if ((err = registry_init(&rt->registry, n)))
+        goto fail;
+    stage = 1;
+    if ((err = idle_init(&rt->idle, n)))
+        goto fail;
+    stage = 2;
+    if ((err = injector_init(&rt->injector)))
+        goto fail;
+    stage = 3;
+    err = -ENOMEM;
+    rt->workers = calloc(n, sizeof(*rt->workers));
+    if (!rt->workers)
+        goto fail;
+    for (unsigned i = 0; i < n; i++)
+        if (!(rt->workers[i] = worker_new(rt, i)))
+            goto fail;
+    if ((err = runtime_start_workers(rt))) {
+        runtime_stop_workers(rt);
+        goto fail;
+    }
+    *out = rt;
+    return 0;
+fail:
+    runtime_destroy(rt, stage);
+    return err;
+}
+
+int wisp_runtime_new(wisp_runtime_t **rt, const wisp_runtime_config_t *cfg)
+{
+    return runtime_create(rt, cfg, 0);
+}
+
+int wisp_runtime_free(wisp_runtime_t *rt)
+{
+    if (!rt)
+        return -EINVAL;
+    struct worker *self = worker_current();
+    if (self && self->rt == rt)
+        return -EDEADLK;
+    bool expected = false;
+    /* A second free (e.g. from a drop function shutdown runs) is refused.
+     * seq_cst: pairs with the workers' acquire loads and the parking
+     * workers' last check (park.c). */
+    if (!atomic_compare_exchange_strong_explicit(&rt->shutdown, &expected, true,
+                                                 memory_order_seq_cst, memory_order_relaxed))
+        return -EINVAL;
+    runtime_stop_workers(rt);
+    runtime_close_injector(rt);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        worker_close_queued(rt->workers[i]);
+    registry_close_all(&rt->registry);
+    /* acquire: pairs with schedule_outside's release decrement. */
+    while (atomic_load_explicit(&rt->outside_inflight, memory_order_acquire))
+        sched_yield();
+    runtime_destroy(rt, 3);
+    return 0;
+}
+
+unsigned wisp_runtime_workers(const wisp_runtime_t *rt)
+{
+    return rt ? rt->nworkers : 0;
+}
+
+wisp_runtime_t *wisp_runtime_current(void)
+{
+    struct worker *w = worker_current();
+    return w ? w->rt : block_on_runtime;
+}
+
+int wisp_worker_index(void)
+{
+    struct worker *w = worker_current();
+    return w ? (int)w->index : -1;
+}
+
+int wisp_block_on(wisp_runtime_t *rt, wisp_poll_fn poll, void *future, void **output)
+{
+    if (worker_current())
+        return -EDEADLK;
+    if (!poll)
+        return -EINVAL;
+    struct parker *p = parker_new();
+    if (!p)
+        return -ENOMEM;
+    wisp_runtime_t *outer = block_on_runtime;
+    block_on_runtime = rt;
+    wisp_waker_t waker = parker_waker(p);
+    wisp_context_t cx = wisp_context_from_waker(&waker);
+    void *result = NULL;
+    while (poll(future, &cx, &result) != WISP_READY)
+        parker_park(p);
+    block_on_runtime = outer;
+    parker_release(p);
+    if (output)
+        *output = result;
+    return 0;
+}

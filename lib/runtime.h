@@ -1,0 +1,78 @@
+/* runtime.h - the runtime object and the worker record, shared by the
+ * files that make up the scheduler (worker.c, park.c, runtime.c, task.c).
+ *
+ * Owns nothing by itself; each field is owned by the file named beside it. */
+#ifndef WISP_RUNTIME_INTERNAL_H
+#define WISP_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <wisp/wisp.h>
+
+#include "deque.h"
+#include "injector.h"
+#include "kind.h"
+#include "park.h"
+#include "registry.h"
+#include "util.h"
+
+struct worker {
+    struct deque deque;                    /* deque.c; the worker owns the bottom */
+    struct wisp_runtime *rt;
+    unsigned index;
+    struct wisp_task *deferred;            /* woken while running: LIFO stack, worker-only */
+    struct wisp_task **scratch;            /* deque overflow batch, capacity/2 */
+    uint64_t rng;                          /* victim selection */
+    uint32_t tick;                         /* fairness: injector every so many ticks */
+    bool searching;                        /* counted in idle.counts as searching */
+    bool in_sleepers;                      /* park.c, under idle.lock */
+    pthread_t thread;
+    bool started;
+    /* park.c: futex word, 0 parked, 1 unparked.  Own line: written by notifiers. */
+    _Alignas(WISP_CACHE_LINE) _Atomic uint32_t park_word;
+};
+
+struct wisp_runtime {
+    unsigned nworkers;
+    size_t deque_capacity;
+    uint64_t id;                           /* process-unique, for kind.c's cache */
+    struct worker **workers;               /* each cache-line aligned */
+    struct kind_table kinds;               /* kind.c */
+    struct registry registry;              /* registry.c */
+    struct idle idle;                      /* park.c */
+    struct injector injector;              /* injector.c */
+    /* runtime.c: set once by wisp_runtime_free. */
+    _Alignas(WISP_CACHE_LINE) _Atomic bool shutdown;
+    /* worker.c: outside threads between queueing a task and finishing the
+     * unpark; wisp_runtime_free waits for zero before freeing. */
+    _Alignas(WISP_CACHE_LINE) _Atomic unsigned outside_inflight;
+};
+
+/* Internal constructor: deque_capacity 0 means the default (tests use tiny
+ * deques to force wraparound and overflow). */
+int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
+                   size_t deque_capacity);
+
+/* worker.c */
+struct worker *worker_current(void);
+void *worker_main(void *arg);
+/* Queues t, which carries its run reference: on the caller's deque if the
+ * caller is one of rt's workers, else on the injector.  spawn: always offer
+ * the work to an idle worker (a wake offers it only when it is surplus). */
+void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn);
+/* Shutdown, after the workers are joined: close what the queues hold. */
+void worker_close_queued(struct worker *w);
+void runtime_close_injector(struct wisp_runtime *rt);
+/* Any queue holds work (park.c's last check before sleeping). */
+bool runtime_has_work(struct wisp_runtime *rt);
+
+static inline bool runtime_is_shutdown(struct wisp_runtime *rt)
+{
+    /* acquire: pairs with the seq_cst store in wisp_runtime_free. */
+    return atomic_load_explicit(&rt->shutdown, memory_order_acquire);
+}
+
+#endif /* WISP_RUNTIME_INTERNAL_H */

@@ -1,0 +1,423 @@
+/* task.c - task allocation, the state word's transitions, spawn, and join
+ * handles.  The state word and the ownership rules are described in
+ * task.h; every transition below is one CAS or fetch-op on t->state.
+ *
+ * Owns: struct wisp_task (its memory, state word, future, output, awaiter
+ * slot).  Touches: the registry (listing and unlisting) and the scheduler
+ * (runtime_schedule) of the task's runtime, only while the task is
+ * unfinished, which is what keeps that runtime alive (see runtime.c). */
+#include "task.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "parker.h"
+#include "runtime.h"
+
+#define TASK_UNITS_MAX ((UINT64_C(1) << TASK_UNITS_BITS) - 1)
+#define TASK_DONE_MASK (TASK_COMPLETED | TASK_CLOSED | TASK_FINISHED)
+
+/* ---- memory ------------------------------------------------------------ */
+
+static size_t task_alloc_size(size_t future_size)
+{
+    /* Rounded to 16 so the size is recordable in units (sized free). */
+    return (sizeof(struct wisp_task) + future_size + 15) & ~(size_t)15;
+}
+
+static void task_dealloc(struct wisp_task *t, uint64_t state)
+{
+    if (state & TASK_AWAITER)
+        wisp_waker_drop(&t->awaiter);
+    size_t units = (size_t)(state >> TASK_UNITS_SHIFT) & TASK_UNITS_MAX;
+    wisp_free_sized(t, units * 16);
+}
+
+static void refcount_overflow(void)
+{
+    /* As Rust's Arc does: a count this high means leaked clones. */
+    abort();
+}
+
+void task_ref(struct wisp_task *t)
+{
+    /* relaxed: taking a reference needs no ordering, as in Arc::clone; the
+     * caller already holds one that keeps the task alive. */
+    uint64_t s = atomic_fetch_add_explicit(&t->state, TASK_REF_ONE, memory_order_relaxed);
+    if (unlikely(task_refs(s) >= UINT32_MAX - 1))
+        refcount_overflow();
+}
+
+void task_unref(struct wisp_task *t, uint64_t refs)
+{
+    /* acq_rel: release our writes to the task; whoever drops the last
+     * reference acquires everyone's before freeing. */
+    uint64_t s = atomic_fetch_sub_explicit(&t->state, refs * TASK_REF_ONE, memory_order_acq_rel);
+    if (task_refs(s) == refs)
+        task_dealloc(t, s - refs * TASK_REF_ONE);
+}
+
+/* ---- the awaiter slot ---------------------------------------------------- */
+
+/* Called by the finisher after FINISHED is set.  If the slot is LOCKED the
+ * registrant holds it; it will see FINISHED when it unlocks and handle it. */
+static void task_notify_awaiter(struct wisp_task *t)
+{
+    /* acquire: pairs with the registrant's release unlock (the waker). */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    do {
+        if (!(s & TASK_AWAITER) || (s & TASK_LOCKED))
+            return;
+    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, s | TASK_LOCKED,
+                                                    memory_order_acquire, memory_order_acquire));
+    wisp_waker_t w = t->awaiter;
+    t->awaiter = WISP_WAKER_EMPTY;
+    /* release: our slot write happens before the next locker's reads. */
+    atomic_fetch_and_explicit(&t->state, ~(TASK_AWAITER | TASK_LOCKED), memory_order_release);
+    wisp_waker_wake(&w);
+}
+
+/* PENDING: w (or an equivalent waker) will be woken when the task finishes. */
+static wisp_poll_t task_register_awaiter(struct wisp_task *t, const wisp_waker_t *w)
+{
+    /* acquire: pairs with the finisher's release CAS (output, FINISHED). */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    do {
+        /* Only a finisher takes LOCKED besides us, and only after FINISHED. */
+        if (s & TASK_FINISHED)
+            return WISP_READY;
+    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, s | TASK_LOCKED,
+                                                    memory_order_acquire, memory_order_acquire));
+    if (!(s & TASK_AWAITER))
+        t->awaiter = wisp_waker_clone(w);
+    else
+        wisp_waker_set(&t->awaiter, w);
+    s |= TASK_LOCKED;
+    /* release: publishes the slot to the finisher's acquire CAS. */
+    while (!atomic_compare_exchange_weak_explicit(&t->state, &s, (s & ~TASK_LOCKED) | TASK_AWAITER,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+        ;
+    if (!(s & TASK_FINISHED))
+        return WISP_PENDING;
+    /* The finisher found the slot locked and left: the waker is ours to
+     * drop.  Nobody else locks a finished task's slot now. */
+    atomic_fetch_or_explicit(&t->state, TASK_LOCKED, memory_order_acquire); /* pairs: our own unlock */
+    wisp_waker_drop(&t->awaiter);
+    /* release: the slot write happens before dealloc's read of it. */
+    atomic_fetch_and_explicit(&t->state, ~(TASK_AWAITER | TASK_LOCKED), memory_order_release);
+    return WISP_READY;
+}
+
+/* ---- finishing ------------------------------------------------------------ */
+
+static void task_drop_future(struct wisp_task *t)
+{
+    if (t->kind->drop)
+        t->kind->drop(task_future(t));
+}
+
+/* The owner of the future (RUNNING holder), after dropping it, publishes
+ * the outcome and releases owned_refs references (plus the registry's if it
+ * is the one to unlist the task).  completed is ignored once CLOSED. */
+static void task_finish(struct wisp_task *t, bool completed, void *output, uint64_t owned_refs)
+{
+    /* Unlist first: once the task is unlisted and FINISHED, wisp_runtime_free
+     * may free the runtime, so it is the last thing here to touch it. */
+    if (registry_remove(&t->kind->rt->registry, t))
+        owned_refs++;
+    t->output = output;
+    /* relaxed: the CAS below is the synchronising access. */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed), next;
+    bool notify;
+    do {
+        bool ok = completed && !(s & TASK_CLOSED);
+        next = (s & ~(TASK_RUNNING | TASK_SCHEDULED)) | TASK_FINISHED |
+               (ok ? TASK_COMPLETED : TASK_CLOSED);
+        /* With an awaiter we keep our references until it is woken. */
+        notify = s & TASK_AWAITER;
+        if (!notify)
+            next -= owned_refs * TASK_REF_ONE;
+        /* acq_rel: release publishes output and the drop's effects to join
+         * handles (their acquire load); acquire in case we free the task. */
+    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (notify) {
+        task_notify_awaiter(t);
+        task_unref(t, owned_refs);
+    } else if (task_refs(next) == 0) {
+        task_dealloc(t, next);
+    }
+}
+
+static void task_close_owned(struct wisp_task *t, uint64_t owned_refs)
+{
+    task_drop_future(t);
+    task_finish(t, false, NULL, owned_refs);
+}
+
+/* ---- waking --------------------------------------------------------------- */
+
+static inline void check_ref_room(uint64_t s)
+{
+    if (unlikely(task_refs(s) >= UINT32_MAX - 1))
+        refcount_overflow();
+}
+
+void task_wake_by_ref(struct wisp_task *t)
+{
+    /* acquire: see a current state; the CAS below does the real work. */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire), next;
+    do {
+        if (s & TASK_DONE_MASK)
+            return;
+        if (s & TASK_SCHEDULED)
+            next = s; /* still write, so the coming poll sees what we wrote */
+        else if (s & TASK_RUNNING)
+            next = s | TASK_SCHEDULED; /* the worker requeues it after the poll */
+        else {
+            check_ref_room(s);
+            next = (s | TASK_SCHEDULED) + TASK_REF_ONE; /* the run reference */
+        }
+        /* acq_rel: release pairs with the poller's acquire in task_run, so
+         * the waker's writes happen before the next poll. */
+    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
+                                                    memory_order_acquire));
+    if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
+        runtime_schedule(t->kind->rt, t, false);
+}
+
+void task_wake(struct wisp_task *t)
+{
+    /* acquire: see a current state; the CAS below does the real work. */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire), next;
+    do {
+        if (s & TASK_DONE_MASK) {
+            task_unref(t, 1);
+            return;
+        }
+        /* Our reference: dropped when a queue or the runner already holds
+         * one (the count cannot reach zero), else it becomes the run
+         * reference. */
+        if (s & TASK_SCHEDULED)
+            next = s - TASK_REF_ONE;
+        else if (s & TASK_RUNNING)
+            next = (s | TASK_SCHEDULED) - TASK_REF_ONE;
+        else
+            next = s | TASK_SCHEDULED;
+        /* acq_rel: as in task_wake_by_ref. */
+    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
+                                                    memory_order_acquire));
+    if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
+        runtime_schedule(t->kind->rt, t, false);
+}
+
+/* ---- running and closing -------------------------------------------------- */
+
+bool task_run(struct wisp_task *t)
+{
+    /* relaxed: the CAS below acquires. */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    /* acquire: pairs with the release of the wake or spawn that queued it. */
+    while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
+                                                  (s & ~TASK_SCHEDULED) | TASK_RUNNING,
+                                                  memory_order_acquire, memory_order_relaxed))
+        ;
+    if (unlikely(s & TASK_CLOSED)) { /* aborted while queued */
+        task_close_owned(t, 1);
+        return false;
+    }
+    wisp_waker_t waker = { t, &task_waker_vtable };
+    wisp_context_t cx = { &waker, NULL };
+    void *output = NULL;
+    if (t->kind->poll(task_future(t), &cx, &output) == WISP_READY) {
+        task_drop_future(t);
+        task_finish(t, true, output, 1);
+        return false;
+    }
+    /* relaxed: the CAS below is the synchronising access. */
+    s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    for (;;) {
+        if (s & TASK_CLOSED) { /* aborted during the poll */
+            task_close_owned(t, 1);
+            return false;
+        }
+        /* Woken during the poll: keep SCHEDULED, the run reference goes
+         * back to a queue.  Else drop it: the registry's keeps the task. */
+        uint64_t next = (s & TASK_SCHEDULED) ? s & ~TASK_RUNNING
+                                             : (s & ~TASK_RUNNING) - TASK_REF_ONE;
+        /* acq_rel: release publishes the poll's writes to the next poller
+         * and to the waker that set SCHEDULED; acquire pairs with it. */
+        if (atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return (s & TASK_SCHEDULED) != 0;
+    }
+}
+
+void task_close_queued(struct wisp_task *t)
+{
+    /* A queued task is never RUNNING or finished: claim it.  acquire: pairs
+     * with the release of the wake or spawn that queued it. */
+    atomic_fetch_or_explicit(&t->state, TASK_RUNNING | TASK_CLOSED, memory_order_acquire);
+    task_close_owned(t, 1);
+}
+
+bool task_try_claim_idle(struct wisp_task *t)
+{
+    /* acquire: pairs with the release of the last poll's end. */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    do {
+        if (s & (TASK_SCHEDULED | TASK_RUNNING | TASK_DONE_MASK))
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
+                                                    s | TASK_RUNNING | TASK_CLOSED,
+                                                    memory_order_acq_rel, memory_order_acquire));
+    return true;
+}
+
+void task_close_claimed(struct wisp_task *t, uint64_t owned_refs)
+{
+    task_close_owned(t, owned_refs);
+}
+
+/* ---- spawn ---------------------------------------------------------------- */
+
+int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
+               wisp_drop_fn drop, wisp_join_t **join)
+{
+    if (join)
+        *join = NULL;
+    if (!rt || !poll || (size && !future) || size > SIZE_MAX / 2)
+        return -EINVAL;
+    if (runtime_is_shutdown(rt))
+        return -ESHUTDOWN;
+    const struct task_kind *kind = kind_get(rt, poll, drop);
+    if (!kind)
+        return -ENOMEM;
+    size_t bytes = task_alloc_size(size);
+    struct wisp_task *t = wisp_alloc(bytes);
+    if (!t)
+        return -ENOMEM;
+    if (size)
+        memcpy(task_future(t), future, size);
+    uint64_t units = bytes / 16 <= TASK_UNITS_MAX ? bytes / 16 : 0;
+    unsigned shard = registry_shard_for_caller(&rt->registry);
+    uint64_t refs = join ? 3 : 2; /* registry, run reference, handle */
+    atomic_init(&t->state, TASK_SCHEDULED | (join ? TASK_HANDLE : 0) |
+                               ((uint64_t)shard << TASK_SHARD_SHIFT) |
+                               (units << TASK_UNITS_SHIFT) | refs * TASK_REF_ONE);
+    t->kind = kind;
+    t->output = NULL;
+    t->next = NULL;
+    t->awaiter = WISP_WAKER_EMPTY;
+    if (!registry_insert(&rt->registry, t, shard)) {
+        wisp_free_sized(t, (size_t)units * 16);
+        return -ESHUTDOWN;
+    }
+    if (join)
+        *join = (wisp_join_t *)t;
+    runtime_schedule(rt, t, true);
+    return 0;
+}
+
+/* ---- join handles --------------------------------------------------------- */
+
+static void task_release_handle(struct wisp_task *t)
+{
+    /* HANDLE is set while the handle lives, so subtracting it clears it.
+     * acq_rel: as in task_unref. */
+    uint64_t s = atomic_fetch_sub_explicit(&t->state, TASK_HANDLE | TASK_REF_ONE,
+                                           memory_order_acq_rel);
+    if (task_refs(s) == 1)
+        task_dealloc(t, s - (TASK_HANDLE | TASK_REF_ONE));
+}
+
+/* The task is FINISHED: report, and free the handle. */
+static int task_take_result(struct wisp_task *t, void **output)
+{
+    /* acquire: pairs with the finisher's release CAS (output). */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    bool ok = s & TASK_COMPLETED;
+    if (output)
+        *output = ok ? t->output : NULL;
+    task_release_handle(t);
+    return ok ? 0 : -ECANCELED;
+}
+
+wisp_poll_t wisp_join_poll(wisp_join_t *join, wisp_context_t *cx, int *status, void **output)
+{
+    if (!join || !cx) {
+        if (status)
+            *status = -EINVAL;
+        if (output)
+            *output = NULL;
+        return WISP_READY;
+    }
+    struct wisp_task *t = (struct wisp_task *)join;
+    static const wisp_waker_t empty = WISP_WAKER_EMPTY;
+    const wisp_waker_t *w = wisp_context_waker(cx);
+    if (task_register_awaiter(t, w ? w : &empty) == WISP_PENDING)
+        return WISP_PENDING;
+    int st = task_take_result(t, output);
+    if (status)
+        *status = st;
+    return WISP_READY;
+}
+
+bool wisp_join_is_finished(const wisp_join_t *join)
+{
+    if (!join)
+        return false;
+    struct wisp_task *t = (struct wisp_task *)join;
+    /* acquire: pairs with the finisher's release CAS, so the drop function's
+     * effects are visible to whoever sees true. */
+    return atomic_load_explicit(&t->state, memory_order_acquire) & TASK_FINISHED;
+}
+
+void wisp_join_detach(wisp_join_t *join)
+{
+    if (join)
+        task_release_handle((struct wisp_task *)join);
+}
+
+void wisp_join_abort(wisp_join_t *join)
+{
+    if (!join)
+        return;
+    struct wisp_task *t = (struct wisp_task *)join;
+    /* acquire: see a current state; the CAS below does the real work. */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire), next;
+    do {
+        if (s & TASK_DONE_MASK)
+            return;
+        /* Running or queued: its owner closes it.  Idle: we claim it. */
+        next = s | TASK_CLOSED;
+        if (!(s & (TASK_RUNNING | TASK_SCHEDULED)))
+            next |= TASK_RUNNING;
+        /* acq_rel: acquire the last poll's writes before dropping the future
+         * ourselves; release our CLOSED to the owner. */
+    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
+                                                    memory_order_acquire));
+    if (!(s & (TASK_RUNNING | TASK_SCHEDULED)))
+        task_close_owned(t, 0);
+}
+
+int wisp_join(wisp_join_t *join, void **output)
+{
+    if (worker_current())
+        return -EDEADLK;
+    if (!join)
+        return -EINVAL;
+    struct wisp_task *t = (struct wisp_task *)join;
+    if (!wisp_join_is_finished(join)) {
+        struct parker *p = parker_new();
+        if (!p)
+            return -ENOMEM;
+        wisp_waker_t w = parker_waker(p);
+        while (task_register_awaiter(t, &w) == WISP_PENDING)
+            parker_park(p);
+        parker_release(p);
+    }
+    return task_take_result(t, output);
+}

@@ -1,0 +1,302 @@
+/* worker.c - the worker loop and where scheduled tasks go.
+ *
+ * Owns: each worker's deque bottom, deferred list, searching flag and tick,
+ * and the calling thread's worker pointer.  Touches: other workers' deques
+ * (top only, by stealing), the injector, park.c's counters.
+ *
+ * Order of work: the local deque (LIFO, for cache locality); the injector
+ * first every FAIRNESS_TICKS tasks, so outside work is never starved; tasks
+ * that woke themselves (wisp_yield) wait on a deferred list until the deque
+ * is empty, behind the work that is ready now; then stealing; then a bounded
+ * spin; then parking. */
+#include <stdlib.h>
+
+#include "runtime.h"
+#include "task.h"
+
+#define FAIRNESS_TICKS 61
+#define INJECTOR_BATCH_MAX 64
+#define SEARCH_ROUNDS 4
+#define SPIN_PAUSES 64
+
+static _Thread_local struct worker *current_worker;
+
+struct worker *worker_current(void)
+{
+    return current_worker;
+}
+
+/* ---- queueing ------------------------------------------------------------- */
+
+static void close_chain(struct wisp_task *t)
+{
+    while (t) {
+        struct wisp_task *next = t->next;
+        task_close_queued(t);
+        t = next;
+    }
+}
+
+/* A full deque moves its older half, plus t, to the injector in one lock. */
+static void worker_overflow(struct worker *w, struct wisp_task *t)
+{
+    for (;;) {
+        size_t n = deque_take_half(&w->deque, w->scratch);
+        if (n == 0) { /* a thief made room */
+            if (deque_push(&w->deque, t))
+                return;
+            continue;
+        }
+        for (size_t i = 0; i + 1 < n; i++)
+            w->scratch[i]->next = w->scratch[i + 1];
+        w->scratch[n - 1]->next = t;
+        if (!injector_push_chain(&w->rt->injector, w->scratch[0], t, n + 1)) {
+            t->next = NULL;
+            close_chain(w->scratch[0]);
+        }
+        return;
+    }
+}
+
+static void worker_push(struct worker *w, struct wisp_task *t)
+{
+    if (!deque_push(&w->deque, t))
+        worker_overflow(w, t);
+}
+
+static void schedule_outside(struct wisp_runtime *rt, struct wisp_task *t)
+{
+    /* acq_rel: wisp_runtime_free waits (acquire) for zero before it frees
+     * the injector and idle state we are about to touch. */
+    atomic_fetch_add_explicit(&rt->outside_inflight, 1, memory_order_acq_rel);
+    bool queued = injector_push(&rt->injector, t);
+    if (queued)
+        idle_notify_one(&rt->idle);
+    /* release: our last touch of rt happens before its free. */
+    atomic_fetch_sub_explicit(&rt->outside_inflight, 1, memory_order_release);
+    if (!queued) /* shutting down: close it ourselves (we own its run reference) */
+        task_close_queued(t);
+}
+
+void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
+{
+    struct worker *w = current_worker;
+    if (!w || w->rt != rt) {
+        schedule_outside(rt, t);
+        return;
+    }
+    worker_push(w, t);
+    /* A spawn is offered to idle workers at once.  A wake is offered only
+     * when it is surplus: a lone woken task is simply this worker's next
+     * task (as in Tokio's LIFO slot), which keeps ping-pong pairs on one
+     * worker without a futex wake per message.  Surplus work is also offered
+     * when the worker picks its next task. */
+    if (spawn || deque_len(&w->deque) > 1)
+        idle_notify_one(&rt->idle);
+}
+
+/* ---- finding work --------------------------------------------------------- */
+
+static uint64_t next_random(struct worker *w)
+{
+    /* xorshift64* */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * UINT64_C(0x2545F4914F6CDD1D);
+}
+
+/* Takes a batch from the injector: returns the first, queues the rest
+ * locally where other workers can steal them. */
+static struct wisp_task *worker_pop_injector(struct worker *w)
+{
+    struct wisp_runtime *rt = w->rt;
+    size_t len = injector_len(&rt->injector);
+    if (!len)
+        return NULL;
+    size_t want = len / rt->nworkers + 1;
+    size_t room = deque_capacity(&w->deque) / 2;
+    if (want > room)
+        want = room;
+    if (want > INJECTOR_BATCH_MAX)
+        want = INJECTOR_BATCH_MAX;
+    size_t n;
+    struct wisp_task *first = injector_pop_batch(&rt->injector, want, &n);
+    if (!first)
+        return NULL;
+    for (struct wisp_task *t = first->next; t;) {
+        struct wisp_task *next = t->next;
+        worker_push(w, t);
+        t = next;
+    }
+    if (n > 1)
+        idle_notify_one(&rt->idle);
+    return first;
+}
+
+/* Moves the deferred (self-woken) tasks onto the deque, oldest on top of
+ * the bottom so it runs first.  false if there were none. */
+static bool worker_flush_deferred(struct worker *w)
+{
+    struct wisp_task *t = w->deferred;
+    if (!t)
+        return false;
+    w->deferred = NULL;
+    /* The stack holds the newest first: pushing in that order leaves the
+     * oldest at the bottom, which the owner pops next. */
+    while (t) {
+        struct wisp_task *next = t->next;
+        worker_push(w, t);
+        t = next;
+    }
+    return true;
+}
+
+/* Steals from a random victim onwards; takes up to half of the victim's
+ * tasks (each by its own CAS), returning one and queueing the rest here. */
+static struct wisp_task *worker_steal(struct worker *w)
+{
+    struct wisp_runtime *rt = w->rt;
+    unsigned n = rt->nworkers;
+    unsigned start = (unsigned)(next_random(w) % n);
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *victim = rt->workers[(start + i) % n];
+        if (victim == w)
+            continue;
+        struct wisp_task *first = NULL;
+        enum steal_result r;
+        do
+            r = deque_steal(&victim->deque, &first);
+        while (r == STEAL_RETRY);
+        if (r != STEAL_OK)
+            continue;
+        size_t extra = deque_len(&victim->deque) / 2;
+        for (size_t k = 0; k < extra; k++) {
+            struct wisp_task *t;
+            if (deque_steal(&victim->deque, &t) != STEAL_OK)
+                break;
+            worker_push(w, t);
+        }
+        return first;
+    }
+    return NULL;
+}
+
+static struct wisp_task *worker_search(struct worker *w)
+{
+    if (!w->searching) {
+        if (!idle_begin_search(&w->rt->idle))
+            return NULL;
+        w->searching = true;
+    }
+    for (int round = 0; round < SEARCH_ROUNDS; round++) {
+        struct wisp_task *t = worker_steal(w);
+        if (!t)
+            t = worker_pop_injector(w);
+        if (t)
+            return t;
+        for (int i = 0; i < SPIN_PAUSES; i++)
+            cpu_relax();
+    }
+    return NULL;
+}
+
+static struct wisp_task *worker_next_task(struct worker *w)
+{
+    struct wisp_task *t;
+    if (++w->tick % FAIRNESS_TICKS == 0) {
+        worker_flush_deferred(w);
+        if ((t = worker_pop_injector(w)))
+            return t;
+    }
+    if ((t = deque_pop(&w->deque)))
+        return t;
+    if ((t = worker_pop_injector(w)))
+        return t;
+    if (worker_flush_deferred(w) && (t = deque_pop(&w->deque)))
+        return t;
+    return worker_search(w);
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+bool runtime_has_work(struct wisp_runtime *rt)
+{
+    if (injector_len(&rt->injector))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (deque_len(&rt->workers[i]->deque))
+            return true;
+    return false;
+}
+
+static void worker_end_search(struct worker *w)
+{
+    w->searching = false;
+    /* The last searcher to find work hands the search on, so that further
+     * queued work finds a worker (Tokio's and Go's ramp-up). */
+    if (idle_end_search(&w->rt->idle) && runtime_has_work(w->rt))
+        idle_notify_one(&w->rt->idle);
+}
+
+static void worker_park(struct worker *w)
+{
+    struct wisp_runtime *rt = w->rt;
+    idle_park_prepare(&rt->idle, w, w->searching);
+    w->searching = false;
+    /* The last check (see park.c): work queued before a producer could see
+     * us parked, or shutdown. */
+    if (runtime_has_work(rt) || w->deferred || runtime_is_shutdown(rt))
+        idle_park_cancel(&rt->idle, w);
+    else
+        idle_park_wait(w);
+    w->searching = true; /* whoever unparked us counted us as searching */
+}
+
+/* Surplus work on our deque while another worker sleeps: offer it. */
+static void worker_offer_surplus(struct worker *w)
+{
+    if (idle_should_notify(&w->rt->idle) && deque_len(&w->deque) > 0)
+        idle_notify_one(&w->rt->idle);
+}
+
+void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct wisp_runtime *rt = w->rt;
+    current_worker = w;
+    while (!runtime_is_shutdown(rt)) {
+        struct wisp_task *t = worker_next_task(w);
+        if (!t) {
+            worker_park(w);
+            continue;
+        }
+        if (w->searching)
+            worker_end_search(w);
+        else
+            worker_offer_surplus(w);
+        if (task_run(t)) {
+            t->next = w->deferred;
+            w->deferred = t;
+        }
+    }
+    current_worker = NULL;
+    return NULL;
+}
+
+void runtime_close_injector(struct wisp_runtime *rt)
+{
+    close_chain(injector_close(&rt->injector));
+}
+
+void worker_close_queued(struct worker *w)
+{
+    /* The worker has exited: this thread is now the deque's owner. */
+    struct wisp_task *t;
+    close_chain(w->deferred);
+    w->deferred = NULL;
+    while ((t = deque_pop(&w->deque)))
+        task_close_queued(t);
+}

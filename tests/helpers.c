@@ -1,0 +1,78 @@
+/* helpers.c - see helpers.h. */
+#include "helpers.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+
+long stress(long n)
+{
+    const char *d = getenv("WISP_STRESS");
+    long div = d ? atol(d) : 1;
+    if (div < 1)
+        div = 1;
+    long r = n / div;
+    return r > 0 ? r : 1;
+}
+
+wisp_runtime_t *rt_new(unsigned workers)
+{
+    wisp_runtime_t *rt = NULL;
+    wisp_runtime_config_t cfg = { .workers = workers };
+    ck_assert_int_eq(wisp_runtime_new(&rt, &cfg), 0);
+    ck_assert_ptr_nonnull(rt);
+    return rt;
+}
+
+static wisp_waker_t cw_clone(const void *d);
+static void cw_wake(const void *d)
+{
+    struct counting_waker *c = (struct counting_waker *)d;
+    atomic_fetch_add(&c->wakes, 1);
+    atomic_fetch_sub(&c->refs, 1);
+}
+static void cw_wake_by_ref(const void *d)
+{
+    atomic_fetch_add(&((struct counting_waker *)d)->wakes, 1);
+}
+static void cw_drop(const void *d)
+{
+    atomic_fetch_sub(&((struct counting_waker *)d)->refs, 1);
+}
+static const wisp_waker_vtable_t cw_vtable = { cw_clone, cw_wake, cw_wake_by_ref, cw_drop };
+static wisp_waker_t cw_clone(const void *d)
+{
+    atomic_fetch_add(&((struct counting_waker *)d)->refs, 1);
+    return (wisp_waker_t){ d, &cw_vtable };
+}
+
+wisp_waker_t counting_waker(struct counting_waker *c)
+{
+    return cw_clone(c);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void wait_for(_Atomic long *flag, long want, double seconds)
+{
+    double end = now() + seconds;
+    while (atomic_load(flag) != want) {
+        if (now() > end)
+            ck_abort_msg("timed out waiting: have %ld want %ld", atomic_load(flag), want);
+        sched_yield();
+    }
+}
+
+int run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
