@@ -12,8 +12,8 @@
  * owner is writing is a benign, TSan-visible race, not undefined behaviour.
  *
  * The paper's standalone fences are replaced by operations ThreadSanitizer
- * understands: push publishes bottom with a seq_cst store (a release that
- * also orders it before the waker check in park.c), take pairs its bottom
+ * understands: push publishes bottom with a release store (deque_publish
+ * adds the seq_cst step park.c needs before a wakeup check), take pairs its bottom
  * store with a seq_cst load of top, and steal reads top and bottom seq_cst.
  * Those seq_cst accesses give exactly the store-load order the fences gave.
  */
@@ -57,11 +57,18 @@ bool deque_push(struct deque *d, struct wisp_task *task)
         return false;
     /* relaxed: published by the store to bottom below. */
     atomic_store_explicit(&d->slots[b & d->mask], task, memory_order_relaxed);
-    /* seq_cst (release at least): pairs with the thieves' load of bottom so
-     * they see the slot; seq_cst also orders it before park.c's check of the
-     * sleeping-worker count (no lost wakeups). */
-    atomic_store_explicit(&d->bottom, b + 1, memory_order_seq_cst);
+    /* release: pairs with the thieves' load of bottom so they see the slot. */
+    atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
     return true;
+}
+
+void deque_publish(struct deque *d)
+{
+    /* seq_cst RMW: puts our last push into the single total order before
+     * park.c's seq_cst read of the sleeping-worker count, pairing with the
+     * parking worker's seq_cst reads of bottom (no lost wakeups).  An RMW
+     * rather than a fence, so ThreadSanitizer sees it. */
+    atomic_fetch_add_explicit(&d->bottom, 0, memory_order_seq_cst);
 }
 
 struct wisp_task *deque_pop(struct deque *d)

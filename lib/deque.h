@@ -29,6 +29,10 @@ void deque_destroy(struct deque *d);
 /* Owner only.  false: the deque is full and task was not pushed. */
 bool deque_push(struct deque *d, struct wisp_task *task);
 
+/* Owner only, after pushes and before checking for parked workers: see
+ * park.c (no lost wakeups). */
+void deque_publish(struct deque *d);
+
 /* Owner only.  The most recently pushed task, or NULL when empty. */
 struct wisp_task *deque_pop(struct deque *d);
 
@@ -44,6 +48,16 @@ size_t deque_take_half(struct deque *d, struct wisp_task **out);
 
 /* Any thread: a racy estimate, exact when the owner is quiescent. */
 size_t deque_len(const struct deque *d);
+
+/* Owner only: the length without ordering (a scheduling hint). */
+static inline size_t deque_len_local(struct deque *d)
+{
+    /* relaxed: the owner wrote bottom; top only grows, so this may only
+     * overestimate. */
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+    return b > t ? (size_t)(b - t) : 0;
+}
 
 size_t deque_capacity(const struct deque *d);
 

@@ -12,7 +12,7 @@
 #include "runtime.h"
 #include "task.h"
 
-static _Thread_local struct {
+static WISP_TLS struct {
     uint64_t rt_id;
     wisp_poll_fn poll;
     wisp_drop_fn drop;

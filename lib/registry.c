@@ -3,8 +3,10 @@
  * One circular doubly linked list per shard, under the shard's mutex.  A
  * worker lists the tasks it spawns in its own shard, so the lock is usually
  * uncontended and its cache line stays local; the task records its shard in
- * its state word so any thread can unlist it.  A task is unlisted when it
- * finishes (task.c), or by shutdown, which claims it first. */
+ * its state word so any thread can unlist it.  Only workers list tasks (at
+ * the end of a poll, task.c), so nothing is listed once the workers are
+ * joined and shutdown walks the lists.  A task is unlisted when it
+ * finishes, or by shutdown, which claims it first. */
 #include "registry.h"
 
 #include <errno.h>
@@ -22,7 +24,6 @@ struct registry_shard {
     _Alignas(WISP_CACHE_LINE) pthread_mutex_t lock;
     struct wisp_task head; /* sentinel: only its link fields are used */
     size_t count;
-    bool closed;
 };
 
 int registry_init(struct registry *r, unsigned nworkers)
@@ -44,7 +45,6 @@ int registry_init(struct registry *r, unsigned nworkers)
         }
         s->head.reg_prev = s->head.reg_next = &s->head;
         s->count = 0;
-        s->closed = false;
     }
     r->nshards = n;
     r->nworkers = nworkers;
@@ -61,7 +61,7 @@ void registry_destroy(struct registry *r)
 unsigned registry_shard_for_caller(struct registry *r)
 {
     static _Atomic unsigned next_outside;
-    static _Thread_local unsigned outside_slot; /* 0: not chosen yet */
+    static WISP_TLS unsigned outside_slot; /* 0: not chosen yet */
     struct worker *w = worker_current();
     if (w && w->rt->registry.shards == r->shards)
         return w->index % r->nshards;
@@ -90,15 +90,12 @@ static void unlink_task(struct registry_shard *s, struct wisp_task *t)
     s->count--;
 }
 
-bool registry_insert(struct registry *r, struct wisp_task *t, unsigned shard)
+void registry_insert(struct registry *r, struct wisp_task *t, unsigned shard)
 {
     struct registry_shard *s = &r->shards[shard];
     pthread_mutex_lock(&s->lock);
-    bool ok = !s->closed;
-    if (ok)
-        link_task(s, t);
+    link_task(s, t);
     pthread_mutex_unlock(&s->lock);
-    return ok;
 }
 
 static struct registry_shard *shard_of(struct registry *r, struct wisp_task *t)
@@ -124,7 +121,6 @@ bool registry_remove(struct registry *r, struct wisp_task *t)
 static size_t shard_close_idle(struct registry_shard *s)
 {
     pthread_mutex_lock(&s->lock);
-    s->closed = true;
     struct wisp_task *t = s->head.reg_next;
     while (t != &s->head) {
         if (!task_try_claim_idle(t)) {

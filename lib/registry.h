@@ -24,18 +24,19 @@ struct registry {
 int registry_init(struct registry *r, unsigned nworkers);
 void registry_destroy(struct registry *r);
 
-/* The shard a task spawned by the calling thread goes to: the caller's own
+/* The shard a task listed by the calling thread goes to: the caller's own
  * when it is a worker (its lock then stays in its cache), else one of the
  * outside shards. */
 unsigned registry_shard_for_caller(struct registry *r);
 
-/* false: the registry is closed (shutdown); the task was not listed. */
-bool registry_insert(struct registry *r, struct wisp_task *t, unsigned shard);
+/* Lists t; called by workers only, which shutdown joins before it walks
+ * the lists. */
+void registry_insert(struct registry *r, struct wisp_task *t, unsigned shard);
 
 /* true if this call unlisted t (and so now owns the registry's reference). */
 bool registry_remove(struct registry *r, struct wisp_task *t);
 
-/* Shutdown: refuses further inserts, then closes every idle task, and
+/* Shutdown, after the workers are joined: closes every idle task, and
  * waits until the tasks other threads are closing are gone too. */
 void registry_close_all(struct registry *r);
 

@@ -18,12 +18,13 @@
 #include <unistd.h>
 
 #include "parker.h"
+#include "util.h"
 #include "runtime.h"
 #include "task.h"
 
 #define DEFAULT_DEQUE_CAPACITY 256
 
-static _Thread_local wisp_runtime_t *block_on_runtime;
+static WISP_TLS wisp_runtime_t *block_on_runtime;
 
 static unsigned online_cpus(void)
 {

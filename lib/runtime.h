@@ -60,9 +60,9 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
 struct worker *worker_current(void);
 void *worker_main(void *arg);
 /* Queues t, which carries its run reference: on the caller's deque if the
- * caller is one of rt's workers, else on the injector.  spawn: always offer
- * the work to an idle worker (a wake offers it only when it is surplus). */
-void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn);
+ * caller is one of rt's workers, else on the injector; then wakes an idle
+ * worker if none is searching. */
+void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t);
 /* Shutdown, after the workers are joined: close what the queues hold. */
 void worker_close_queued(struct worker *w);
 void runtime_close_injector(struct wisp_runtime *rt);

@@ -124,8 +124,11 @@ static void task_drop_future(struct wisp_task *t)
 static void task_finish(struct wisp_task *t, bool completed, void *output, uint64_t owned_refs)
 {
     /* Unlist first: once the task is unlisted and FINISHED, wisp_runtime_free
-     * may free the runtime, so it is the last thing here to touch it. */
-    if (registry_remove(&t->kind->rt->registry, t))
+     * may free the runtime, so it is the last thing here to touch it.
+     * relaxed: REGISTERED was set by an owner before us (ordered by the
+     * acquire that made us the owner). */
+    if ((atomic_load_explicit(&t->state, memory_order_relaxed) & TASK_REGISTERED) &&
+        registry_remove(&t->kind->rt->registry, t))
         owned_refs++;
     t->output = output;
     /* relaxed: the CAS below is the synchronising access. */
@@ -185,7 +188,7 @@ void task_wake_by_ref(struct wisp_task *t)
     } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
                                                     memory_order_acquire));
     if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
-        runtime_schedule(t->kind->rt, t, false);
+        runtime_schedule(t->kind->rt, t);
 }
 
 void task_wake(struct wisp_task *t)
@@ -210,10 +213,24 @@ void task_wake(struct wisp_task *t)
     } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
                                                     memory_order_acquire));
     if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
-        runtime_schedule(t->kind->rt, t, false);
+        runtime_schedule(t->kind->rt, t);
 }
 
 /* ---- running and closing -------------------------------------------------- */
+
+/* The worker polling t lists it in its own shard before t can go idle; the
+ * registry's reference is added with REGISTERED and the shard bits. */
+static void task_register(struct wisp_task *t)
+{
+    struct registry *reg = &t->kind->rt->registry;
+    unsigned shard = registry_shard_for_caller(reg);
+    registry_insert(reg, t, shard);
+    /* relaxed: only the owner (us) reads REGISTERED before the poll-end
+     * CAS, which publishes it with release. */
+    atomic_fetch_add_explicit(&t->state,
+                              TASK_REGISTERED | ((uint64_t)shard << TASK_SHARD_SHIFT) | TASK_REF_ONE,
+                              memory_order_relaxed);
+}
 
 bool task_run(struct wisp_task *t)
 {
@@ -238,6 +255,10 @@ bool task_run(struct wisp_task *t)
     }
     /* relaxed: the CAS below is the synchronising access. */
     s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    if (!(s & TASK_REGISTERED)) {
+        task_register(t);
+        s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    }
     for (;;) {
         if (s & TASK_CLOSED) { /* aborted during the poll */
             task_close_owned(t, 1);
@@ -302,22 +323,17 @@ int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t
     if (size)
         memcpy(task_future(t), future, size);
     uint64_t units = bytes / 16 <= TASK_UNITS_MAX ? bytes / 16 : 0;
-    unsigned shard = registry_shard_for_caller(&rt->registry);
-    uint64_t refs = join ? 3 : 2; /* registry, run reference, handle */
+    uint64_t refs = join ? 2 : 1; /* run reference, handle */
     atomic_init(&t->state, TASK_SCHEDULED | (join ? TASK_HANDLE : 0) |
-                               ((uint64_t)shard << TASK_SHARD_SHIFT) |
                                (units << TASK_UNITS_SHIFT) | refs * TASK_REF_ONE);
     t->kind = kind;
     t->output = NULL;
     t->next = NULL;
+    t->reg_prev = t->reg_next = NULL;
     t->awaiter = WISP_WAKER_EMPTY;
-    if (!registry_insert(&rt->registry, t, shard)) {
-        wisp_free_sized(t, (size_t)units * 16);
-        return -ESHUTDOWN;
-    }
     if (join)
         *join = (wisp_join_t *)t;
-    runtime_schedule(rt, t, true);
+    runtime_schedule(rt, t);
     return 0;
 }
 

@@ -13,17 +13,25 @@
  *   bit 5  HANDLE     a join handle exists
  *   bit 6  AWAITER    the awaiter slot holds a waker
  *   bit 7  LOCKED     the awaiter slot is being written or taken
- *   bits 8..19   registry shard the task is listed in (registry.c)
+ *   bit 8  REGISTERED the task has been listed in the registry (it went
+ *                     idle once); it is unlisted when it finishes
+ *   bits 9..19   registry shard the task is listed in (registry.c)
  *   bits 20..31  allocation size in 16-byte units, 0 if too large to record
  *                (used for jemalloc's sized free)
  *   bits 32..63  reference count
  *
  * References.  Every holder of a pointer to the task owns one: each waker
- * clone, the join handle, the registry (while the task is unfinished), and
+ * clone, the join handle, the registry (while the task is listed there), and
  * the queue the task sits in while SCHEDULED (the "run reference", which a
  * worker inherits when it pops the task and hands back to a queue when the
- * task was woken during its poll).  A spawned task starts with the registry
- * reference, the run reference, and one more if a join handle is returned.
+ * task was woken during its poll).  A spawned task starts with the run
+ * reference, and one more if a join handle is returned.
+ *
+ * Tracking for shutdown: a queued task is found through its queue, a
+ * running one through its worker; only idle tasks need the registry.  So a
+ * task is listed lazily, by its worker, the first time a poll returns
+ * PENDING, before it can become idle; tasks that finish in their first poll
+ * never touch it.
  * The memory is freed when the count reaches zero, by whoever drops last.
  *
  * Who may touch the future: only the thread that set RUNNING.  A worker sets
@@ -48,8 +56,9 @@
 #define TASK_HANDLE (UINT64_C(1) << 5)
 #define TASK_AWAITER (UINT64_C(1) << 6)
 #define TASK_LOCKED (UINT64_C(1) << 7)
-#define TASK_SHARD_SHIFT 8
-#define TASK_SHARD_BITS 12
+#define TASK_REGISTERED (UINT64_C(1) << 8)
+#define TASK_SHARD_SHIFT 9
+#define TASK_SHARD_BITS 11
 #define TASK_UNITS_SHIFT 20
 #define TASK_UNITS_BITS 12
 #define TASK_REF_SHIFT 32

@@ -5,6 +5,10 @@
 
 #define WISP_CACHE_LINE 64
 
+/* Thread-locals on the hot path: initial-exec avoids __tls_get_addr calls
+ * in the shared library (wisp is linked at start-up, not dlopen'ed late). */
+#define WISP_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

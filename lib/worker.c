@@ -10,16 +10,22 @@
  * is empty, behind the work that is ready now; then stealing; then a bounded
  * spin; then parking. */
 #include <stdlib.h>
+#include <time.h>
 
 #include "runtime.h"
 #include "task.h"
 
 #define FAIRNESS_TICKS 61
 #define INJECTOR_BATCH_MAX 64
-#define SEARCH_ROUNDS 4
-#define SPIN_PAUSES 64
+/* A searching worker spins this long before parking: long enough that a
+ * busy worker's next wake usually finds it still searching (no futex wake
+ * needed), short enough to cost nothing measurable when idle. */
+#define SEARCH_NS 30000
+/* A victim's only task is stolen once it has waited this long. */
+#define LONE_STEAL_NS 5000
+#define SPIN_PAUSES 32
 
-static _Thread_local struct worker *current_worker;
+static WISP_TLS struct worker *current_worker;
 
 struct worker *worker_current(void)
 {
@@ -69,16 +75,22 @@ static void schedule_outside(struct wisp_runtime *rt, struct wisp_task *t)
     /* acq_rel: wisp_runtime_free waits (acquire) for zero before it frees
      * the injector and idle state we are about to touch. */
     atomic_fetch_add_explicit(&rt->outside_inflight, 1, memory_order_acq_rel);
-    bool queued = injector_push(&rt->injector, t);
-    if (queued)
+    if (injector_push(&rt->injector, t))
         idle_notify_one(&rt->idle);
+    else /* shutting down: close it ourselves (we own its run reference) */
+        task_close_queued(t);
     /* release: our last touch of rt happens before its free. */
     atomic_fetch_sub_explicit(&rt->outside_inflight, 1, memory_order_release);
-    if (!queued) /* shutting down: close it ourselves (we own its run reference) */
-        task_close_queued(t);
 }
 
-void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
+/* After pushing to our deque: wake an idle worker if none is searching. */
+static void worker_offer(struct worker *w)
+{
+    deque_publish(&w->deque);
+    idle_notify_one(&w->rt->idle);
+}
+
+void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t)
 {
     struct worker *w = current_worker;
     if (!w || w->rt != rt) {
@@ -86,13 +98,7 @@ void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
         return;
     }
     worker_push(w, t);
-    /* A spawn is offered to idle workers at once.  A wake is offered only
-     * when it is surplus: a lone woken task is simply this worker's next
-     * task (as in Tokio's LIFO slot), which keeps ping-pong pairs on one
-     * worker without a futex wake per message.  Surplus work is also offered
-     * when the worker picks its next task. */
-    if (spawn || deque_len(&w->deque) > 1)
-        idle_notify_one(&rt->idle);
+    worker_offer(w);
 }
 
 /* ---- finding work --------------------------------------------------------- */
@@ -132,7 +138,7 @@ static struct wisp_task *worker_pop_injector(struct worker *w)
         t = next;
     }
     if (n > 1)
-        idle_notify_one(&rt->idle);
+        worker_offer(w);
     return first;
 }
 
@@ -146,24 +152,31 @@ static bool worker_flush_deferred(struct worker *w)
     w->deferred = NULL;
     /* The stack holds the newest first: pushing in that order leaves the
      * oldest at the bottom, which the owner pops next. */
+    bool several = t->next != NULL;
     while (t) {
         struct wisp_task *next = t->next;
         worker_push(w, t);
         t = next;
     }
+    if (several)
+        worker_offer(w);
     return true;
 }
 
 /* Steals from a random victim onwards; takes up to half of the victim's
- * tasks (each by its own CAS), returning one and queueing the rest here. */
-static struct wisp_task *worker_steal(struct worker *w)
+ * tasks (each by its own CAS), returning one and queueing the rest here.
+ * Unless take_lone, a victim's only task is left alone: it is most likely
+ * the task its owner is about to run (a woken partner, the next link of a
+ * chain), and taking it would only move the pair to another core.  Go's
+ * runqsteal treats runnext the same way. */
+static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
 {
     struct wisp_runtime *rt = w->rt;
     unsigned n = rt->nworkers;
     unsigned start = (unsigned)(next_random(w) % n);
     for (unsigned i = 0; i < n; i++) {
         struct worker *victim = rt->workers[(start + i) % n];
-        if (victim == w)
+        if (victim == w || (!take_lone && deque_len(&victim->deque) < 2))
             continue;
         struct wisp_task *first = NULL;
         enum steal_result r;
@@ -184,6 +197,14 @@ static struct wisp_task *worker_steal(struct worker *w)
     return NULL;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Looks for work for at most SEARCH_NS, then gives up (the caller parks). */
 static struct wisp_task *worker_search(struct worker *w)
 {
     if (!w->searching) {
@@ -191,14 +212,18 @@ static struct wisp_task *worker_search(struct worker *w)
             return NULL;
         w->searching = true;
     }
-    for (int round = 0; round < SEARCH_ROUNDS; round++) {
-        struct wisp_task *t = worker_steal(w);
+    uint64_t start = now_ns(), elapsed = 0;
+    while (elapsed < SEARCH_NS) {
+        struct wisp_task *t = worker_steal(w, elapsed >= LONE_STEAL_NS);
         if (!t)
             t = worker_pop_injector(w);
         if (t)
             return t;
+        if (runtime_is_shutdown(w->rt))
+            return NULL;
         for (int i = 0; i < SPIN_PAUSES; i++)
             cpu_relax();
+        elapsed = now_ns() - start;
     }
     return NULL;
 }
@@ -255,13 +280,6 @@ static void worker_park(struct worker *w)
     w->searching = true; /* whoever unparked us counted us as searching */
 }
 
-/* Surplus work on our deque while another worker sleeps: offer it. */
-static void worker_offer_surplus(struct worker *w)
-{
-    if (idle_should_notify(&w->rt->idle) && deque_len(&w->deque) > 0)
-        idle_notify_one(&w->rt->idle);
-}
-
 void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -275,8 +293,6 @@ void *worker_main(void *arg)
         }
         if (w->searching)
             worker_end_search(w);
-        else
-            worker_offer_surplus(w);
         if (task_run(t)) {
             t->next = w->deferred;
             w->deferred = t;
