@@ -28,6 +28,7 @@ struct worker {
     uint64_t rng;                          /* victim selection */
     uint32_t tick;                         /* fairness: injector every so many ticks */
     bool searching;                        /* counted in idle.counts as searching */
+    bool wake_pending;                     /* a wake queued work during this poll */
     bool in_sleepers;                      /* park.c, under idle.lock */
     pthread_t thread;
     bool started;
@@ -60,9 +61,11 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
 struct worker *worker_current(void);
 void *worker_main(void *arg);
 /* Queues t, which carries its run reference: on the caller's deque if the
- * caller is one of rt's workers, else on the injector; then wakes an idle
- * worker if none is searching. */
-void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t);
+ * caller is one of rt's workers, else on the injector, and wakes an idle
+ * worker if none is searching.  A wake (spawn false) on a worker defers
+ * that to the end of the current poll and skips it if the woken task is the
+ * worker's only one: it is simply the next task the worker runs. */
+void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn);
 /* Shutdown, after the workers are joined: close what the queues hold. */
 void worker_close_queued(struct worker *w);
 void runtime_close_injector(struct wisp_runtime *rt);

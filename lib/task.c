@@ -188,7 +188,7 @@ void task_wake_by_ref(struct wisp_task *t)
     } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
                                                     memory_order_acquire));
     if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
-        runtime_schedule(t->kind->rt, t);
+        runtime_schedule(t->kind->rt, t, false);
 }
 
 void task_wake(struct wisp_task *t)
@@ -213,7 +213,7 @@ void task_wake(struct wisp_task *t)
     } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
                                                     memory_order_acquire));
     if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
-        runtime_schedule(t->kind->rt, t);
+        runtime_schedule(t->kind->rt, t, false);
 }
 
 /* ---- running and closing -------------------------------------------------- */
@@ -333,7 +333,7 @@ int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t
     t->awaiter = WISP_WAKER_EMPTY;
     if (join)
         *join = (wisp_join_t *)t;
-    runtime_schedule(rt, t);
+    runtime_schedule(rt, t, true);
     return 0;
 }
 

@@ -20,9 +20,11 @@
 /* A searching worker spins this long before parking: long enough that a
  * busy worker's next wake usually finds it still searching (no futex wake
  * needed), short enough to cost nothing measurable when idle. */
-#define SEARCH_NS 30000
-/* A victim's only task is stolen once it has waited this long. */
-#define LONE_STEAL_NS 5000
+#define SEARCH_NS 50000
+/* A victim's only task is stolen once we have searched this long: longer
+ * than a futex wake takes on a busy VM, so the owner, which may be inside
+ * that very wake, gets back to it first. */
+#define LONE_STEAL_NS 20000
 #define SPIN_PAUSES 32
 
 static WISP_TLS struct worker *current_worker;
@@ -90,7 +92,7 @@ static void worker_offer(struct worker *w)
     idle_notify_one(&w->rt->idle);
 }
 
-void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t)
+void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
 {
     struct worker *w = current_worker;
     if (!w || w->rt != rt) {
@@ -98,7 +100,25 @@ void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t)
         return;
     }
     worker_push(w, t);
-    worker_offer(w);
+    /* A spawn offers the work at once (the contract: queued work never
+     * waits for a busy worker's poll).  A wake waits for the poll to end:
+     * unparking a worker costs a futex wake (3-80 us on a VM) inside the
+     * waker's poll, and the woken task is usually this worker's next one. */
+    if (spawn)
+        worker_offer(w);
+    else
+        w->wake_pending = true;
+}
+
+/* After a poll that woke tasks onto our deque: offer them to an idle
+ * worker if there is more than the one we run next. */
+static void worker_after_poll(struct worker *w)
+{
+    if (!w->wake_pending)
+        return;
+    w->wake_pending = false;
+    if (deque_len_local(&w->deque) > 1)
+        worker_offer(w);
 }
 
 /* ---- finding work --------------------------------------------------------- */
@@ -297,6 +317,7 @@ void *worker_main(void *arg)
             t->next = w->deferred;
             w->deferred = t;
         }
+        worker_after_poll(w);
     }
     current_worker = NULL;
     return NULL;

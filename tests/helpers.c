@@ -76,3 +76,67 @@ int run_suite(Suite *s)
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+#include <stdio.h>
+#include <string.h>
+
+void signal_init(struct signal *s)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    s->waker = WISP_WAKER_EMPTY;
+}
+
+void signal_raise(struct signal *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->raised = 1;
+    wisp_waker_t w = s->waker;
+    s->waker = WISP_WAKER_EMPTY;
+    pthread_mutex_unlock(&s->lock);
+    wisp_waker_wake(&w);
+}
+
+void signal_destroy(struct signal *s)
+{
+    wisp_waker_drop(&s->waker);
+    pthread_mutex_destroy(&s->lock);
+}
+
+wisp_poll_t signal_future_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct signal_future *sf = f;
+    struct signal *s = sf->sig;
+    if (atomic_fetch_add(&s->in_poll, 1) != 0)
+        atomic_store(&s->overlapped, 1);
+    atomic_fetch_add(&s->polls, 1);
+    wisp_poll_t r = WISP_PENDING;
+    pthread_mutex_lock(&s->lock);
+    if (s->raised) {
+        *out = sf->result;
+        r = WISP_READY;
+    } else {
+        wisp_waker_set(&s->waker, wisp_context_waker(cx));
+    }
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_sub(&s->in_poll, 1);
+    return r;
+}
+
+void signal_future_drop(void *f)
+{
+    atomic_fetch_add(&((struct signal_future *)f)->sig->drops, 1);
+}
+
+int process_threads(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}

@@ -4,6 +4,7 @@
 #define WISP_TEST_HELPERS_H
 
 #include <check.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <wisp/wisp.h>
 
@@ -31,3 +32,40 @@ void wait_for(_Atomic long *flag, long want, double seconds);
 int run_suite(Suite *s);
 
 #endif
+
+/* Sanitizer builds reserve huge address ranges: skip RLIMIT_AS tests. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define WISP_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define WISP_TEST_SANITIZED 1
+#endif
+#endif
+#ifndef WISP_TEST_SANITIZED
+#define WISP_TEST_SANITIZED 0
+#endif
+
+/* A future that parks until someone wakes it through the waker it stored
+ * in a shared slot: "wait for a signal".  Counts polls and drops. */
+struct signal {
+    pthread_mutex_t lock;
+    wisp_waker_t waker;
+    int raised;
+    _Atomic long polls;
+    _Atomic long drops;
+    _Atomic long in_poll;      /* concurrency detector */
+    _Atomic long overlapped;   /* set if two polls ever overlapped */
+};
+void signal_init(struct signal *s);
+void signal_raise(struct signal *s); /* from any thread: raise and wake */
+void signal_destroy(struct signal *s);
+
+struct signal_future {
+    struct signal *sig;
+    void *result;
+};
+wisp_poll_t signal_future_poll(void *f, wisp_context_t *cx, void **out);
+void signal_future_drop(void *f);
+
+/* Threads: count the calling process's threads (from /proc). */
+int process_threads(void);

@@ -1,2 +1,486 @@
+/* test_runtime.c - runtime creation and queries, spawn and join from
+ * outside and from tasks, block_on (with the seeds' timer future woken from
+ * another thread), runtime_current / worker_index, yield fairness, injector
+ * fairness against a task that keeps its worker's deque full, and a
+ * fork-join tree through join_poll. */
 #include "helpers.h"
-int main(void){return 0;}
+
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+START_TEST(create_query_free)
+{
+    wisp_runtime_t *rt = NULL;
+    ck_assert_int_eq(wisp_runtime_new(&rt, NULL), 0); /* defaults */
+    ck_assert_uint_eq(wisp_runtime_workers(rt), (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+    wisp_runtime_config_t cfg = { .workers = 3 };
+    ck_assert_int_eq(wisp_runtime_new(&rt, &cfg), 0);
+    ck_assert_uint_eq(wisp_runtime_workers(rt), 3);
+    ck_assert_ptr_null(wisp_runtime_current());
+    ck_assert_int_eq(wisp_worker_index(), -1);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+    for (int i = 0; i < 50; i++) { /* no leaks, no stuck threads */
+        rt = rt_new(2);
+        ck_assert_int_eq(wisp_runtime_free(rt), 0);
+    }
+    ck_assert_int_eq(process_threads(), 1);
+}
+END_TEST
+
+/* ---- where am I --------------------------------------------------------- */
+
+struct whereami {
+    wisp_runtime_t *rt;
+    int index;
+};
+
+static wisp_poll_t whereami_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    struct whereami *w = *(struct whereami **)f;
+    w->rt = wisp_runtime_current();
+    w->index = wisp_worker_index();
+    *out = NULL;
+    return WISP_READY;
+}
+
+START_TEST(current_runtime_and_worker_index)
+{
+    wisp_runtime_t *rt = rt_new(3);
+    for (int i = 0; i < 20; i++) {
+        struct whereami w = { NULL, -5 };
+        struct whereami *p = &w;
+        wisp_join_t *j;
+        ck_assert_int_eq(wisp_spawn(rt, whereami_poll, &p, sizeof(p), NULL, &j), 0);
+        ck_assert_int_eq(wisp_join(j, NULL), 0);
+        ck_assert_ptr_eq(w.rt, rt);
+        ck_assert_int_ge(w.index, 0);
+        ck_assert_int_lt(w.index, 3);
+    }
+    /* block_on: current is rt there, worker index stays -1 */
+    struct whereami w = { NULL, -5 };
+    struct whereami *p = &w;
+    ck_assert_int_eq(wisp_block_on(rt, whereami_poll, &p, NULL), 0);
+    ck_assert_ptr_eq(w.rt, rt);
+    ck_assert_int_eq(w.index, -1);
+    ck_assert_ptr_null(wisp_runtime_current());
+    ck_assert_int_eq(wisp_block_on(NULL, whereami_poll, &p, NULL), 0);
+    ck_assert_ptr_null(w.rt);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+/* ---- the seeds' timer future: a thread sleeps, then wakes the task --------- */
+
+struct timer_shared {
+    pthread_mutex_t lock;
+    int completed;
+    wisp_waker_t waker;
+    _Atomic long refs; /* future + thread */
+};
+
+struct timer_future {
+    struct timer_shared *shared;
+    unsigned usec;
+    pthread_t thread;
+    int started;
+};
+
+static void timer_shared_release(struct timer_shared *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) == 1) {
+        wisp_waker_drop(&s->waker);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+    }
+}
+
+static void *timer_thread(void *arg)
+{
+    struct timer_future *tf = arg;
+    struct timer_shared *s = tf->shared;
+    usleep(tf->usec);
+    pthread_mutex_lock(&s->lock);
+    s->completed = 1;
+    wisp_waker_t w = s->waker;
+    s->waker = WISP_WAKER_EMPTY;
+    pthread_mutex_unlock(&s->lock);
+    wisp_waker_wake(&w);
+    timer_shared_release(s);
+    return NULL;
+}
+
+static wisp_poll_t timer_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct timer_future *tf = f;
+    struct timer_shared *s = tf->shared;
+    pthread_mutex_lock(&s->lock);
+    int done = s->completed;
+    if (!done)
+        wisp_waker_set(&s->waker, wisp_context_waker(cx));
+    pthread_mutex_unlock(&s->lock);
+    if (!tf->started) { /* start the timer thread on first poll */
+        tf->started = 1;
+        pthread_create(&tf->thread, NULL, timer_thread, tf);
+        pthread_detach(tf->thread);
+    }
+    if (!done)
+        return WISP_PENDING;
+    *out = (void *)(uintptr_t)tf->usec;
+    return WISP_READY;
+}
+
+static struct timer_future timer_new(unsigned usec)
+{
+    struct timer_shared *s = calloc(1, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    s->waker = WISP_WAKER_EMPTY;
+    atomic_init(&s->refs, 2);
+    return (struct timer_future){ s, usec, 0, 0 };
+}
+
+START_TEST(block_on_timer_future)
+{
+    /* Alone (rt NULL): the hand-rolled executor path. */
+    struct timer_future tf = timer_new(20000);
+    void *out = NULL;
+    ck_assert_int_eq(wisp_block_on(NULL, timer_poll, &tf, &out), 0);
+    ck_assert_ptr_eq(out, (void *)20000);
+    timer_shared_release(tf.shared);
+}
+END_TEST
+
+static void timer_drop(void *f)
+{
+    timer_shared_release(((struct timer_future *)f)->shared);
+}
+
+START_TEST(spawned_timer_futures)
+{
+    wisp_runtime_t *rt = rt_new(2);
+    enum { N = 50 };
+    wisp_join_t *j[N];
+    for (int i = 0; i < N; i++) {
+        struct timer_future tf = timer_new(1000 + 100 * (unsigned)i);
+        /* The task owns its copy; timer_drop releases its reference.  The
+         * thread needs a stable pointer: it gets the task's copy, so start
+         * it from the first poll (timer_poll does). */
+        ck_assert_int_eq(wisp_spawn(rt, timer_poll, &tf, sizeof(tf), timer_drop, &j[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        void *out;
+        ck_assert_int_eq(wisp_join(j[i], &out), 0);
+        ck_assert_ptr_eq(out, (void *)(uintptr_t)(1000 + 100 * i));
+    }
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+/* ---- spawn from block_on and join_poll from it ------------------------- */
+
+static wisp_poll_t value_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    *out = *(void **)f;
+    return WISP_READY;
+}
+
+struct spawn_and_await {
+    wisp_join_t *j;
+};
+
+static wisp_poll_t spawn_and_await_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct spawn_and_await *s = f;
+    if (!s->j) {
+        void *v = (void *)123;
+        ck_assert_int_eq(wisp_spawn(wisp_runtime_current(), value_poll, &v, sizeof(v), NULL, &s->j), 0);
+    }
+    int status;
+    if (wisp_join_poll(s->j, cx, &status, out) == WISP_PENDING)
+        return WISP_PENDING;
+    ck_assert_int_eq(status, 0);
+    return WISP_READY;
+}
+
+START_TEST(block_on_spawns_onto_runtime)
+{
+    wisp_runtime_t *rt = rt_new(2);
+    struct spawn_and_await s = { NULL };
+    void *out = NULL;
+    ck_assert_int_eq(wisp_block_on(rt, spawn_and_await_poll, &s, &out), 0);
+    ck_assert_ptr_eq(out, (void *)123);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+/* ---- fork-join: fib through spawn + join_poll ----------------------------- */
+
+struct fib {
+    wisp_runtime_t *rt;
+    long n;
+    int phase;
+    uintptr_t a;
+    wisp_join_t *ja, *jb;
+};
+
+static wisp_poll_t fib_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct fib *fb = f;
+    int st;
+    void *v;
+    if (fb->phase == 0) {
+        if (fb->n < 2) {
+            *out = (void *)(uintptr_t)fb->n;
+            return WISP_READY;
+        }
+        struct fib a = { fb->rt, fb->n - 1, 0, 0, NULL, NULL };
+        struct fib b = { fb->rt, fb->n - 2, 0, 0, NULL, NULL };
+        ck_assert_int_eq(wisp_spawn(fb->rt, fib_poll, &a, sizeof(a), NULL, &fb->ja), 0);
+        ck_assert_int_eq(wisp_spawn(fb->rt, fib_poll, &b, sizeof(b), NULL, &fb->jb), 0);
+        fb->phase = 1;
+    }
+    if (fb->phase == 1) {
+        if (wisp_join_poll(fb->ja, cx, &st, &v) == WISP_PENDING)
+            return WISP_PENDING;
+        ck_assert_int_eq(st, 0);
+        fb->a = (uintptr_t)v;
+        fb->phase = 2;
+    }
+    if (wisp_join_poll(fb->jb, cx, &st, &v) == WISP_PENDING)
+        return WISP_PENDING;
+    ck_assert_int_eq(st, 0);
+    *out = (void *)(fb->a + (uintptr_t)v);
+    return WISP_READY;
+}
+
+START_TEST(fork_join_fib)
+{
+    for (unsigned workers = 1; workers <= 4; workers++) {
+        wisp_runtime_t *rt = rt_new(workers);
+        struct fib root = { rt, 20, 0, 0, NULL, NULL };
+        wisp_join_t *j;
+        ck_assert_int_eq(wisp_spawn(rt, fib_poll, &root, sizeof(root), NULL, &j), 0);
+        void *out;
+        ck_assert_int_eq(wisp_join(j, &out), 0);
+        ck_assert_uint_eq((uintptr_t)out, 6765);
+        ck_assert_int_eq(wisp_runtime_free(rt), 0);
+    }
+}
+END_TEST
+
+/* ---- many tasks from many outside threads --------------------------------- */
+
+static _Atomic long ran;
+
+static wisp_poll_t count_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)f;
+    (void)cx;
+    (void)out;
+    atomic_fetch_add(&ran, 1);
+    return WISP_READY;
+}
+
+static void *spawner_thread(void *arg)
+{
+    wisp_runtime_t *rt = arg;
+    for (long i = 0; i < stress(50000); i++)
+        ck_assert_int_eq(wisp_spawn(rt, count_poll, NULL, 0, NULL, NULL), 0);
+    return NULL;
+}
+
+START_TEST(many_outside_spawners)
+{
+    wisp_runtime_t *rt = rt_new(2);
+    atomic_store(&ran, 0);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, spawner_thread, rt);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    wait_for(&ran, 4 * stress(50000), 60);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+/* ---- fairness -------------------------------------------------------------- */
+
+/* A task that yields until a flag is set: it must not starve the task
+ * that sets the flag, even with a single worker. */
+struct yielder {
+    _Atomic long *flag;
+    long yields;
+};
+
+static wisp_poll_t yielder_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)out;
+    struct yielder *y = f;
+    if (atomic_load(y->flag))
+        return WISP_READY;
+    y->yields++;
+    return wisp_yield(cx);
+}
+
+static wisp_poll_t setter_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    (void)out;
+    atomic_store(*(_Atomic long **)f, 1);
+    return WISP_READY;
+}
+
+struct yield_then_spawn {
+    wisp_runtime_t *rt;
+    _Atomic long *flag;
+    int spawned;
+};
+
+/* Spawns the setter onto its own worker's deque, then yields until it ran:
+ * the setter is ready now, so it must run before the yielder again. */
+static wisp_poll_t yield_then_spawn_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)out;
+    struct yield_then_spawn *y = f;
+    if (!y->spawned) {
+        y->spawned = 1;
+        ck_assert_int_eq(wisp_spawn(y->rt, setter_poll, &y->flag, sizeof(y->flag), NULL, NULL), 0);
+    }
+    if (atomic_load(y->flag))
+        return WISP_READY;
+    return wisp_yield(cx);
+}
+
+START_TEST(yield_does_not_starve)
+{
+    wisp_runtime_t *rt = rt_new(1);
+    for (int round = 0; round < 20; round++) {
+        _Atomic long flag = 0;
+        _Atomic long *fp = &flag;
+        struct yielder y = { &flag, 0 };
+        wisp_join_t *a, *b;
+        ck_assert_int_eq(wisp_spawn(rt, yielder_poll, &y, sizeof(y), NULL, &a), 0);
+        ck_assert_int_eq(wisp_spawn(rt, setter_poll, &fp, sizeof(fp), NULL, &b), 0);
+        ck_assert_int_eq(wisp_join(b, NULL), 0);
+        ck_assert_int_eq(wisp_join(a, NULL), 0);
+
+        atomic_store(&flag, 0);
+        struct yield_then_spawn ys = { rt, &flag, 0 };
+        ck_assert_int_eq(wisp_spawn(rt, yield_then_spawn_poll, &ys, sizeof(ys), NULL, &a), 0);
+        ck_assert_int_eq(wisp_join(a, NULL), 0);
+    }
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+/* A task that keeps its worker's deque non-empty forever (each poll spawns
+ * a successor locally) must not starve work arriving on the injector. */
+struct hog {
+    wisp_runtime_t *rt;
+    _Atomic long *stop;
+};
+
+static wisp_poll_t hog_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    (void)out;
+    struct hog *h = f;
+    if (!atomic_load(h->stop))
+        ck_assert_int_eq(wisp_spawn(h->rt, hog_poll, h, sizeof(*h), NULL, NULL), 0);
+    return WISP_READY;
+}
+
+START_TEST(injector_not_starved_by_local_work)
+{
+    wisp_runtime_t *rt = rt_new(1);
+    _Atomic long stop = 0;
+    _Atomic long *sp = &stop;
+    struct hog h = { rt, &stop };
+    ck_assert_int_eq(wisp_spawn(rt, hog_poll, &h, sizeof(h), NULL, NULL), 0);
+    usleep(2000);
+    wisp_join_t *j;
+    ck_assert_int_eq(wisp_spawn(rt, setter_poll, &sp, sizeof(sp), NULL, &j), 0);
+    ck_assert_int_eq(wisp_join(j, NULL), 0);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+/* ---- a wake on a worker queues the task on that worker --------------------- */
+
+struct partner {
+    struct signal *sig;
+    _Atomic long *woken_on;
+    _Atomic long *waker_on;
+};
+
+static wisp_poll_t waits_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct partner *p = f;
+    void *dummy;
+    if (signal_future_poll(&(struct signal_future){ p->sig, NULL }, cx, &dummy) == WISP_PENDING)
+        return WISP_PENDING;
+    atomic_store(p->woken_on, wisp_worker_index());
+    *out = NULL;
+    return WISP_READY;
+}
+
+static wisp_poll_t wakes_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    (void)out;
+    struct partner *p = f;
+    atomic_store(p->waker_on, wisp_worker_index());
+    signal_raise(p->sig);
+    return WISP_READY;
+}
+
+START_TEST(wake_on_worker_runs_there)
+{
+    wisp_runtime_t *rt = rt_new(2);
+    int same = 0;
+    for (int round = 0; round < 50; round++) {
+        struct signal s;
+        signal_init(&s);
+        _Atomic long woken_on = -1, waker_on = -1;
+        struct partner p = { &s, &woken_on, &waker_on };
+        wisp_join_t *a, *b;
+        ck_assert_int_eq(wisp_spawn(rt, waits_poll, &p, sizeof(p), NULL, &a), 0);
+        wait_for(&s.polls, 1, 10);
+        while (atomic_load(&s.in_poll)) /* let A go idle first */
+            sched_yield();
+        usleep(1000);
+        ck_assert_int_eq(wisp_spawn(rt, wakes_poll, &p, sizeof(p), NULL, &b), 0);
+        ck_assert_int_eq(wisp_join(a, NULL), 0);
+        ck_assert_int_eq(wisp_join(b, NULL), 0);
+        same += atomic_load(&woken_on) == atomic_load(&waker_on);
+        signal_destroy(&s);
+    }
+    /* The woken task goes onto the waker's deque and its worker is free
+     * right after: it runs there, unless another worker stole it. */
+    ck_assert_int_ge(same, 40);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("runtime");
+    tcase_set_timeout(tc, TEST_TIMEOUT);
+    tcase_add_test(tc, create_query_free);
+    tcase_add_test(tc, current_runtime_and_worker_index);
+    tcase_add_test(tc, block_on_timer_future);
+    tcase_add_test(tc, spawned_timer_futures);
+    tcase_add_test(tc, block_on_spawns_onto_runtime);
+    tcase_add_test(tc, fork_join_fib);
+    tcase_add_test(tc, many_outside_spawners);
+    tcase_add_test(tc, yield_does_not_starve);
+    tcase_add_test(tc, injector_not_starved_by_local_work);
+    tcase_add_test(tc, wake_on_worker_runs_there);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}

@@ -2,6 +2,8 @@
 #ifndef WISP_WISP_H
 #define WISP_WISP_H
 
+/* errno.h: every failing function returns a negative errno value. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
