@@ -26,12 +26,12 @@ void injector_destroy(struct injector *q)
 bool injector_push_chain(struct injector *q, struct wisp_task *first, struct wisp_task *last,
                          size_t count)
 {
-    last->next = NULL;
     pthread_mutex_lock(&q->lock);
-    if (q->closed) {
+    if (q->closed) { /* rejected: the tasks are left untouched */
         pthread_mutex_unlock(&q->lock);
         return false;
     }
+    last->next = NULL;
     if (q->tail)
         q->tail->next = first;
     else

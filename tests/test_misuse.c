@@ -1,2 +1,168 @@
+/* test_misuse.c - every misuse the contract names gets its documented
+ * error, never a crash or a hang: NULL and absurd arguments, calls on a
+ * worker that would deadlock, and running out of memory or threads
+ * (RLIMIT_AS; skipped in sanitizer builds, which reserve huge ranges). */
 #include "helpers.h"
-int main(void){return 0;}
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+static _Atomic long drops;
+
+static void count_drop(void *f)
+{
+    (void)f;
+    atomic_fetch_add(&drops, 1);
+}
+
+static wisp_poll_t ready_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)f;
+    (void)cx;
+    *out = NULL;
+    return WISP_READY;
+}
+
+START_TEST(runtime_bad_arguments)
+{
+    int threads_before = process_threads();
+    wisp_runtime_config_t cfg = { .workers = WISP_MAX_WORKERS + 1 };
+    ck_assert_int_eq(wisp_runtime_new(NULL, NULL), -EINVAL);
+    wisp_runtime_t *rt = (wisp_runtime_t *)0x1;
+    ck_assert_int_eq(wisp_runtime_new(&rt, &cfg), -EINVAL);
+    ck_assert_ptr_null(rt);
+    cfg.workers = 100000000;
+    ck_assert_int_eq(wisp_runtime_new(&rt, &cfg), -EINVAL);
+    ck_assert_int_eq(wisp_runtime_free(NULL), -EINVAL);
+    ck_assert_uint_eq(wisp_runtime_workers(NULL), 0);
+    ck_assert_int_eq(process_threads(), threads_before);
+}
+END_TEST
+
+START_TEST(spawn_bad_arguments)
+{
+    wisp_runtime_t *rt = rt_new(1);
+    wisp_join_t *j = (wisp_join_t *)0x1;
+    int x = 5;
+    atomic_store(&drops, 0);
+    ck_assert_int_eq(wisp_spawn(NULL, ready_poll, &x, sizeof(x), count_drop, &j), -EINVAL);
+    ck_assert_ptr_null(j);
+    ck_assert_int_eq(wisp_spawn(rt, NULL, &x, sizeof(x), count_drop, &j), -EINVAL);
+    ck_assert_int_eq(wisp_spawn(rt, ready_poll, NULL, sizeof(x), count_drop, &j), -EINVAL);
+    ck_assert_int_eq(wisp_spawn(rt, ready_poll, &x, SIZE_MAX, count_drop, &j), -EINVAL);
+    ck_assert_int_eq(atomic_load(&drops), 0); /* drop never called on error */
+    /* size 0 with a NULL future is fine */
+    ck_assert_int_eq(wisp_spawn(rt, ready_poll, NULL, 0, count_drop, &j), 0);
+    ck_assert_int_eq(wisp_join(j, NULL), 0);
+    ck_assert_int_eq(atomic_load(&drops), 1);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+START_TEST(join_bad_arguments)
+{
+    ck_assert_int_eq(wisp_join(NULL, NULL), -EINVAL);
+    int status = 0;
+    void *out = (void *)1;
+    wisp_waker_t w = wisp_waker_noop();
+    wisp_context_t cx = wisp_context_from_waker(&w);
+    ck_assert_int_eq(wisp_join_poll(NULL, &cx, &status, &out), WISP_READY);
+    ck_assert_int_eq(status, -EINVAL);
+    ck_assert_ptr_null(out);
+    wisp_join_detach(NULL);
+    wisp_join_abort(NULL);
+    ck_assert(!wisp_join_is_finished(NULL));
+
+    /* join_poll with a NULL context leaves the handle usable */
+    wisp_runtime_t *rt = rt_new(1);
+    wisp_join_t *j;
+    ck_assert_int_eq(wisp_spawn(rt, ready_poll, NULL, 0, NULL, &j), 0);
+    ck_assert_int_eq(wisp_join_poll(j, NULL, &status, &out), WISP_READY);
+    ck_assert_int_eq(status, -EINVAL);
+    ck_assert_int_eq(wisp_join(j, NULL), 0);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+START_TEST(block_on_bad_arguments)
+{
+    ck_assert_int_eq(wisp_block_on(NULL, NULL, NULL, NULL), -EINVAL);
+    void *out = (void *)1;
+    ck_assert_int_eq(wisp_block_on(NULL, ready_poll, NULL, &out), 0);
+    ck_assert_ptr_null(out);
+}
+END_TEST
+
+/* ---- running out of memory and threads ---------------------------------- */
+
+static void limit_address_space(size_t extra)
+{
+    struct rlimit rl;
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    rl.rlim_cur = rl.rlim_max = pages * 4096 + extra;
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+}
+
+START_TEST(out_of_threads_leaves_nothing_running)
+{
+    if (WISP_TEST_SANITIZED)
+        return;
+    /* Each thread needs an 8 MiB stack: 64 MiB of room cannot hold 1000. */
+    int threads_before = process_threads();
+    limit_address_space(64u << 20);
+    wisp_runtime_t *rt = (wisp_runtime_t *)0x1;
+    wisp_runtime_config_t cfg = { .workers = 1000 };
+    int rc = wisp_runtime_new(&rt, &cfg);
+    ck_assert_msg(rc == -EAGAIN || rc == -ENOMEM, "rc %d", rc);
+    ck_assert_ptr_null(rt);
+    ck_assert_int_eq(process_threads(), threads_before);
+}
+END_TEST
+
+START_TEST(out_of_memory_spawn_fails_cleanly)
+{
+    if (WISP_TEST_SANITIZED)
+        return;
+    wisp_runtime_t *rt = rt_new(1);
+    limit_address_space(256u << 20);
+    size_t big = 4u << 20;
+    char *payload = calloc(1, big);
+    ck_assert_ptr_nonnull(payload);
+    atomic_store(&drops, 0);
+    long ok = 0;
+    int rc = 0;
+    wisp_join_t *joins[1024];
+    for (long i = 0; i < 1024; i++) {
+        rc = wisp_spawn(rt, ready_poll, payload, big, count_drop, &joins[i]);
+        if (rc)
+            break;
+        ok++;
+    }
+    ck_assert_int_eq(rc, -ENOMEM);
+    ck_assert_int_lt(ok, 1024);
+    for (long i = 0; i < ok; i++)
+        ck_assert_int_eq(wisp_join(joins[i], NULL), 0);
+    ck_assert_int_eq(atomic_load(&drops), ok); /* only the spawned ones */
+    free(payload);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("misuse");
+    TCase *tc = tcase_create("misuse");
+    tcase_set_timeout(tc, TEST_TIMEOUT);
+    tcase_add_test(tc, runtime_bad_arguments);
+    tcase_add_test(tc, spawn_bad_arguments);
+    tcase_add_test(tc, join_bad_arguments);
+    tcase_add_test(tc, block_on_bad_arguments);
+    tcase_add_test(tc, out_of_threads_leaves_nothing_running);
+    tcase_add_test(tc, out_of_memory_spawn_fails_cleanly);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# tests/run-all.sh - sets up, builds and runs the whole test suite in the
+# three builds CI uses: Release with jemalloc, ThreadSanitizer, and
+# AddressSanitizer + UndefinedBehaviorSanitizer (halt on the first error,
+# leak detection on).  Build trees go to build-test-*/.
+#   tests/run-all.sh            all three builds
+#   tests/run-all.sh release    only one of: release, tsan, asan
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools/setup-debian.sh
+
+jobs=$(nproc)
+only="${1:-all}"
+
+build_and_test() {
+    local name=$1
+    shift
+    echo "==== $name build"
+    cmake -S . -B "build-test-$name" -DWISP_BUILD_BENCH=OFF "$@" >/dev/null
+    cmake --build "build-test-$name" -j "$jobs"
+    echo "==== $name tests"
+    (cd "build-test-$name" && ctest --output-on-failure --timeout 900)
+}
+
+if [ "$only" = all ] || [ "$only" = release ]; then
+    build_and_test release -DCMAKE_BUILD_TYPE=Release -DWISP_JEMALLOC=ON
+fi
+if [ "$only" = all ] || [ "$only" = tsan ]; then
+    TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1" \
+    WISP_STRESS=4 CK_TIMEOUT_MULTIPLIER=4 \
+        build_and_test tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+            -DWISP_SANITIZE=thread
+fi
+if [ "$only" = all ] || [ "$only" = asan ]; then
+    # CK_FORK=no: each suite runs in one process, so LeakSanitizer checks it
+    # all at exit (a forked test child's leaks would go unreported).
+    ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1" \
+    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+    WISP_STRESS=2 CK_FORK=no \
+        build_and_test asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+            -DWISP_SANITIZE=address,undefined
+fi
+echo "==== all tests passed"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# tools/setup-debian.sh - installs what wisp needs to build, test and
+# benchmark on Debian 12, with apt-get (through sudo when not root).
+#   tools/setup-debian.sh          build + test dependencies
+#   tools/setup-debian.sh --bench  also the peers' toolchains (cargo, tokio)
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libjemalloc-dev check clang)
+if [ "${1:-}" = "--bench" ]; then
+    packages+=(cargo librust-tokio-dev)
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "setup: all packages present"
+    exit 0
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
