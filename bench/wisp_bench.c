@@ -5,6 +5,10 @@
  *
  * usage: wisp-bench WORKLOAD [--threads N] [--n COUNT] [--reps R]
  *        wisp-bench list
+ *
+ * Two more runs measure resources rather than time: idle_cpu (n seconds of
+ * an idle runtime: cpu_ms_per_s) and task_memory (n pending tasks with a
+ * empty future: heap bytes per task, all runtime overhead).
  * The same workloads exist for Tokio in bench/peers/tokio, written the same
  * way, so the two can be compared line by line. */
 #include <errno.h>
@@ -14,7 +18,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
+
+#ifdef WISP_BENCH_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#else
+#include <malloc.h>
+#endif
 
 #include <wisp/wisp.h>
 
@@ -392,21 +404,101 @@ static double bench_fib(wisp_runtime_t *rt, long n, long *ops)
     return t;
 }
 
+/* ---- idle_cpu: CPU an idle runtime burns, per second of wall time --------- */
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* n: how many seconds to stay idle.  A short burst of work first, so the
+ * workers go idle from running rather than from start-up. */
+static double bench_idle_cpu(wisp_runtime_t *rt, long n, long *ops, double *extra)
+{
+    *ops = 1;
+    run_spawn_many(rt, 10000, 0);
+    usleep(100000); /* settle: searching workers park */
+    double c0 = cpu_seconds(), t0 = now();
+    sleep((unsigned)n);
+    double cpu = cpu_seconds() - c0, t = now() - t0;
+    *extra = cpu * 1e3 / t; /* ms of CPU per second */
+    return t;
+}
+
+/* ---- task_memory: heap bytes per pending empty task ------------------------ */
+
+static size_t heap_allocated(void)
+{
+#ifdef WISP_BENCH_JEMALLOC
+    uint64_t epoch = 1;
+    size_t sz = sizeof(epoch);
+    mallctl("epoch", &epoch, &sz, &epoch, sz);
+    size_t allocated = 0;
+    sz = sizeof(allocated);
+    if (mallctl("stats.allocated", &allocated, &sz, NULL, 0) != 0)
+        return 0;
+    return allocated;
+#else
+    return mallinfo2().uordblks;
+#endif
+}
+
+static _Atomic long parked_polls;
+
+/* An empty future, pending forever with no waker kept: the runtime holds the
+ * task (idle, listed for shutdown) until it is freed. */
+static wisp_poll_t parked_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)f;
+    (void)cx;
+    (void)out;
+    atomic_fetch_add_explicit(&parked_polls, 1, memory_order_relaxed);
+    return WISP_PENDING;
+}
+
+/* n idle empty tasks: heap bytes per task, all of it runtime overhead. */
+static double bench_task_memory(wisp_runtime_t *rt, long n, long *ops, double *extra)
+{
+    *ops = n;
+    atomic_store(&parked_polls, 0);
+    size_t before = heap_allocated();
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        int err = wisp_spawn(rt, parked_poll, NULL, 0, NULL, NULL);
+        if (err)
+            die("spawn", err);
+    }
+    while (atomic_load(&parked_polls) < n)
+        usleep(1000);
+    double t = now() - t0;
+    size_t after = heap_allocated();
+    *extra = ((double)after - (double)before) / (double)n;
+    return t;
+}
+
 /* ---- driver ---------------------------------------------------------------- */
 
 struct workload {
     const char *name;
     long default_n;
     double (*run)(wisp_runtime_t *rt, long n, long *ops);
+    /* the two resource figures print their own metric instead of ns_per_op */
+    double (*measure)(wisp_runtime_t *rt, long n, long *ops, double *extra);
+    const char *metric;
 };
 
 static const struct workload workloads[] = {
-    { "spawn_many_local", 1000000, bench_spawn_many_local },
-    { "spawn_many_remote", 1000000, bench_spawn_many_remote },
-    { "yield_many", 200, bench_yield_many },
-    { "ping_pong", 200000, bench_ping_pong },
-    { "chained_spawn", 1000000, bench_chained_spawn },
-    { "fib", 30, bench_fib },
+    { "spawn_many_local", 1000000, bench_spawn_many_local, NULL, NULL },
+    { "spawn_many_remote", 1000000, bench_spawn_many_remote, NULL, NULL },
+    { "yield_many", 200, bench_yield_many, NULL, NULL },
+    { "ping_pong", 200000, bench_ping_pong, NULL, NULL },
+    { "chained_spawn", 1000000, bench_chained_spawn, NULL, NULL },
+    { "fib", 30, bench_fib, NULL, NULL },
+    { "idle_cpu", 2, NULL, bench_idle_cpu, "cpu_ms_per_s" },
+    { "task_memory", 1000000, NULL, bench_task_memory, "overhead_bytes_per_task" },
 };
 
 static void usage(void)
@@ -466,9 +558,16 @@ int main(int argc, char **argv)
         die("runtime", err);
     for (long r = 0; r < reps; r++) {
         long ops;
-        double s = wl->run(rt, n, &ops);
-        printf("bench=%s impl=wisp threads=%ld n=%ld seconds=%.6f ns_per_op=%.1f\n", wl->name,
-               threads, n, s, s * 1e9 / (double)ops);
+        if (wl->measure) {
+            double extra;
+            double s = wl->measure(rt, n, &ops, &extra);
+            printf("bench=%s impl=wisp threads=%ld n=%ld seconds=%.6f %s=%.1f\n", wl->name,
+                   threads, n, s, wl->metric, extra);
+        } else {
+            double s = wl->run(rt, n, &ops);
+            printf("bench=%s impl=wisp threads=%ld n=%ld seconds=%.6f ns_per_op=%.1f\n", wl->name,
+                   threads, n, s, s * 1e9 / (double)ops);
+        }
         fflush(stdout);
     }
     err = wisp_runtime_free(rt);

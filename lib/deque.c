@@ -142,8 +142,8 @@ size_t deque_take_half(struct deque *d, struct wisp_task **out)
 
 size_t deque_len(const struct deque *d)
 {
-    /* seq_cst: park.c's last check for work pairs with deque_push's
-     * seq_cst bottom store (no lost wakeups). */
+    /* seq_cst: park.c's last check for work pairs with deque_publish's
+     * seq_cst RMW on bottom (no lost wakeups). */
     int64_t b = atomic_load_explicit(&((struct deque *)d)->bottom, memory_order_seq_cst);
     int64_t t = atomic_load_explicit(&((struct deque *)d)->top, memory_order_seq_cst);
     return b > t ? (size_t)(b - t) : 0;

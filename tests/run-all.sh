@@ -23,8 +23,29 @@ build_and_test() {
     (cd "build-test-$name" && ctest --output-on-failure --timeout 900)
 }
 
+# Installs the release build into a prefix, then builds README's example
+# against it twice: with pkg-config, and as a CMake find_package consumer.
+check_install() {
+    local prefix
+    prefix="$(pwd)/build-test-release/prefix"
+    echo "==== install check"
+    rm -rf "$prefix"
+    cmake --install build-test-release --prefix "$prefix" >/dev/null
+    local pc
+    pc=$(dirname "$(find "$prefix" -name wisp.pc | head -n 1)")
+    # shellcheck disable=SC2046
+    cc -std=c11 -Wall -Wextra -Werror -o build-test-release/example-pkgconfig tests/example.c \
+        $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs wisp) -pthread
+    LD_LIBRARY_PATH="$(dirname "$pc")" build-test-release/example-pkgconfig >/dev/null
+    cmake -S tests/install -B build-test-release/consumer -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+    cmake --build build-test-release/consumer >/dev/null
+    LD_LIBRARY_PATH="$(dirname "$pc")" build-test-release/consumer/consumer >/dev/null
+    echo "install check passed: pkg-config and find_package(wisp)"
+}
+
 if [ "$only" = all ] || [ "$only" = release ]; then
     build_and_test release -DCMAKE_BUILD_TYPE=Release -DWISP_JEMALLOC=ON
+    check_install
 fi
 if [ "$only" = all ] || [ "$only" = tsan ]; then
     TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1" \
