@@ -23,12 +23,14 @@ struct worker {
     struct deque deque;                    /* deque.c; the worker owns the bottom */
     struct wisp_runtime *rt;
     unsigned index;
+    struct wisp_task *next;                /* LIFO slot: the task a poll woke last, worker-only */
     struct wisp_task *deferred;            /* woken while running: LIFO stack, worker-only */
     struct wisp_task **scratch;            /* deque overflow batch, capacity/2 */
     uint64_t rng;                          /* victim selection */
     uint32_t tick;                         /* fairness: injector every so many ticks */
+    uint32_t slot_runs;                    /* tasks run from the slot in a row */
     bool searching;                        /* counted in idle.counts as searching */
-    bool wake_pending;                     /* a wake queued work during this poll */
+    bool wake_pending;                     /* a wake pushed work to the deque in this poll */
     bool in_sleepers;                      /* park.c, under idle.lock */
     pthread_t thread;
     bool started;
@@ -60,11 +62,11 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
 /* worker.c */
 struct worker *worker_current(void);
 void *worker_main(void *arg);
-/* Queues t, which carries its run reference: on the caller's deque if the
- * caller is one of rt's workers, else on the injector, and wakes an idle
- * worker if none is searching.  A wake (spawn false) on a worker defers
- * that to the end of the current poll and skips it if the woken task is the
- * worker's only one: it is simply the next task the worker runs. */
+/* Queues t, which carries its run reference, and wakes an idle worker if
+ * none is searching.  On one of rt's workers a spawn goes onto the deque; a
+ * wake (spawn false) goes into the worker's LIFO slot, the front of its
+ * local queue, and any task it displaces onto the deque, offered to idle
+ * workers when the poll ends.  Elsewhere: onto the injector. */
 void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn);
 /* Shutdown, after the workers are joined: close what the queues hold. */
 void worker_close_queued(struct worker *w);

@@ -4,11 +4,18 @@
  * and the calling thread's worker pointer.  Touches: other workers' deques
  * (top only, by stealing), the injector, park.c's counters.
  *
- * Order of work: the local deque (LIFO, for cache locality); the injector
- * first every FAIRNESS_TICKS tasks, so outside work is never starved; tasks
- * that woke themselves (wisp_yield) wait on a deferred list until the deque
- * is empty, behind the work that is ready now; then stealing; then a bounded
- * spin; then parking. */
+ * The local queue is a LIFO slot in front of the Chase-Lev deque.  A task
+ * woken by a poll on this worker goes into the slot and runs as soon as that
+ * poll returns, with no atomic operation to queue or take it (a ping-pong
+ * pair stays on one core, as with Tokio's LIFO slot and Go's runnext); a
+ * second wake in the same poll moves the older task to the deque, where
+ * other workers can steal it.  Spawned tasks go straight to the deque.
+ *
+ * Order of work: the injector first every FAIRNESS_TICKS tasks, so outside
+ * work never starves; the slot (at most MAX_SLOT_RUNS times in a row); the
+ * deque (LIFO, for cache locality); the injector; tasks that woke themselves
+ * (wisp_yield), which wait on a deferred list behind the work that is ready
+ * now; then stealing; then a bounded spin; then parking. */
 #include <stdlib.h>
 #include <time.h>
 
@@ -16,16 +23,19 @@
 #include "task.h"
 
 #define FAIRNESS_TICKS 61
+/* Consecutive runs from the LIFO slot before its task must wait its turn. */
+#define MAX_SLOT_RUNS 3
 #define INJECTOR_BATCH_MAX 64
 /* A searching worker spins this long before parking: long enough that a
  * busy worker's next wake usually finds it still searching (no futex wake
  * needed), short enough to cost nothing measurable when idle. */
 #define SEARCH_NS 50000
-/* A victim's only task is stolen once we have searched this long: longer
- * than a futex wake takes on a busy VM, so the owner, which may be inside
- * that very wake, gets back to it first. */
-#define LONE_STEAL_NS 20000
-#define SPIN_PAUSES 32
+/* A victim's only task is stolen once we have searched this long: it is
+ * most likely the next task its owner runs (the next link of a chain). */
+#define LONE_STEAL_NS 5000
+/* Pause between search rounds: a searcher that re-reads the victims' deque
+ * indices too eagerly pulls their cache lines away from their owners. */
+#define SPIN_PAUSES 256
 
 static WISP_TLS struct worker *current_worker;
 
@@ -99,26 +109,32 @@ void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
         schedule_outside(rt, t);
         return;
     }
-    worker_push(w, t);
     /* A spawn offers the work at once (the contract: queued work never
-     * waits for a busy worker's poll).  A wake waits for the poll to end:
-     * unparking a worker costs a futex wake (3-80 us on a VM) inside the
-     * waker's poll, and the woken task is usually this worker's next one. */
-    if (spawn)
+     * waits for a busy worker's poll). */
+    if (spawn) {
+        worker_push(w, t);
         worker_offer(w);
-    else
+        return;
+    }
+    /* A wake waits for the poll to end: unparking a worker costs a futex
+     * wake (3-80 us on a VM) inside the waker's poll, and a lone woken task
+     * is simply this worker's next one. */
+    struct wisp_task *displaced = w->next;
+    w->next = t;
+    if (displaced) {
+        worker_push(w, displaced);
         w->wake_pending = true;
+    }
 }
 
-/* After a poll that woke tasks onto our deque: offer them to an idle
- * worker if there is more than the one we run next. */
+/* After a poll that pushed woken tasks to our deque: offer them to an
+ * idle worker (the slot holds the one we run next). */
 static void worker_after_poll(struct worker *w)
 {
     if (!w->wake_pending)
         return;
     w->wake_pending = false;
-    if (deque_len_local(&w->deque) > 1)
-        worker_offer(w);
+    worker_offer(w);
 }
 
 /* ---- finding work --------------------------------------------------------- */
@@ -248,6 +264,12 @@ static struct wisp_task *worker_search(struct worker *w)
     return NULL;
 }
 
+static void worker_defer(struct worker *w, struct wisp_task *t)
+{
+    t->next = w->deferred;
+    w->deferred = t;
+}
+
 static struct wisp_task *worker_next_task(struct worker *w)
 {
     struct wisp_task *t;
@@ -256,6 +278,15 @@ static struct wisp_task *worker_next_task(struct worker *w)
         if ((t = worker_pop_injector(w)))
             return t;
     }
+    if ((t = w->next)) {
+        w->next = NULL;
+        /* Tasks waking each other through the slot would starve the rest:
+         * after a few runs in a row the slot task waits like a yield. */
+        if (++w->slot_runs <= MAX_SLOT_RUNS)
+            return t;
+        worker_defer(w, t);
+    }
+    w->slot_runs = 0;
     if ((t = deque_pop(&w->deque)))
         return t;
     if ((t = worker_pop_injector(w)))
@@ -293,7 +324,7 @@ static void worker_park(struct worker *w)
     w->searching = false;
     /* The last check (see park.c): work queued before a producer could see
      * us parked, or shutdown. */
-    if (runtime_has_work(rt) || w->deferred || runtime_is_shutdown(rt))
+    if (runtime_has_work(rt) || w->deferred || w->next || runtime_is_shutdown(rt))
         idle_park_cancel(&rt->idle, w);
     else
         idle_park_wait(w);
@@ -313,10 +344,8 @@ void *worker_main(void *arg)
         }
         if (w->searching)
             worker_end_search(w);
-        if (task_run(t)) {
-            t->next = w->deferred;
-            w->deferred = t;
-        }
+        if (task_run(t))
+            worker_defer(w, t);
         worker_after_poll(w);
     }
     current_worker = NULL;
@@ -332,6 +361,9 @@ void worker_close_queued(struct worker *w)
 {
     /* The worker has exited: this thread is now the deque's owner. */
     struct wisp_task *t;
+    if (w->next)
+        task_close_queued(w->next);
+    w->next = NULL;
     close_chain(w->deferred);
     w->deferred = NULL;
     while ((t = deque_pop(&w->deque)))
