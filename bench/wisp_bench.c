@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,10 +206,37 @@ static double bench_yield_many(wisp_runtime_t *rt, long n, long *ops)
 
 /* ---- ping_pong: two tasks bounce a counter n times through wakers --------- */
 
+/* The lock guarding each waker slot: the same algorithm as Rust's
+ * std::sync::Mutex, which the Tokio peer uses (0 unlocked, 1 locked,
+ * 2 locked with sleepers; lock is a CAS, unlock a swap), so the two
+ * programs differ only in their runtime. */
+struct futex_mutex {
+    _Atomic uint32_t state;
+};
+
+static void futex_mutex_lock(struct futex_mutex *m)
+{
+    uint32_t s = 0;
+    if (atomic_compare_exchange_strong_explicit(&m->state, &s, 1, memory_order_acquire,
+                                                memory_order_relaxed))
+        return;
+    for (;;) {
+        if (atomic_exchange_explicit(&m->state, 2, memory_order_acquire) == 0)
+            return;
+        syscall(SYS_futex, (uint32_t *)&m->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+    }
+}
+
+static void futex_mutex_unlock(struct futex_mutex *m)
+{
+    if (atomic_exchange_explicit(&m->state, 0, memory_order_release) == 2)
+        syscall(SYS_futex, (uint32_t *)&m->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 struct court {
     _Atomic long counter;
     long n;
-    pthread_mutex_t slot_lock[2];
+    struct futex_mutex slot_lock[2];
     wisp_waker_t slot[2];
     struct countdown *c;
 };
@@ -231,16 +260,16 @@ static wisp_poll_t side_poll(void *f, wisp_context_t *cx, void **out)
         }
         if (c % 2 == me) {
             atomic_store_explicit(&ct->counter, c + 1, memory_order_release);
-            pthread_mutex_lock(&ct->slot_lock[other]);
+            futex_mutex_lock(&ct->slot_lock[other]);
             wisp_waker_t w = ct->slot[other];
             ct->slot[other] = WISP_WAKER_EMPTY;
-            pthread_mutex_unlock(&ct->slot_lock[other]);
+            futex_mutex_unlock(&ct->slot_lock[other]);
             wisp_waker_wake(&w);
             continue;
         }
-        pthread_mutex_lock(&ct->slot_lock[me]);
+        futex_mutex_lock(&ct->slot_lock[me]);
         wisp_waker_set(&ct->slot[me], wisp_context_waker(cx));
-        pthread_mutex_unlock(&ct->slot_lock[me]);
+        futex_mutex_unlock(&ct->slot_lock[me]);
         c = atomic_load_explicit(&ct->counter, memory_order_acquire);
         if (c % 2 != me && c < ct->n)
             return WISP_PENDING;
@@ -256,7 +285,7 @@ static double bench_ping_pong(wisp_runtime_t *rt, long n, long *ops)
     struct court ct = { .n = n, .c = &c };
     atomic_init(&ct.counter, 0);
     for (int i = 0; i < 2; i++) {
-        pthread_mutex_init(&ct.slot_lock[i], NULL);
+        atomic_init(&ct.slot_lock[i].state, 0);
         ct.slot[i] = WISP_WAKER_EMPTY;
     }
     double t0 = now();
@@ -272,10 +301,8 @@ static double bench_ping_pong(wisp_runtime_t *rt, long n, long *ops)
         fprintf(stderr, "wisp-bench: ping_pong counter %ld != %ld\n", atomic_load(&ct.counter), n);
         exit(1);
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++)
         wisp_waker_drop(&ct.slot[i]);
-        pthread_mutex_destroy(&ct.slot_lock[i]);
-    }
     latch_destroy(&c.latch);
     return t;
 }

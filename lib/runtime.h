@@ -17,6 +17,7 @@
 #include "kind.h"
 #include "park.h"
 #include "registry.h"
+#include "task_cache.h"
 #include "util.h"
 
 struct worker {
@@ -34,6 +35,7 @@ struct worker {
     bool in_sleepers;                      /* park.c, under idle.lock */
     pthread_t thread;
     bool started;
+    struct task_cache cache;               /* task_cache.c: freed task blocks */
     /* park.c: futex word, 0 parked, 1 unparked.  Own line: written by notifiers. */
     _Alignas(WISP_CACHE_LINE) _Atomic uint32_t park_word;
 };

@@ -27,12 +27,21 @@ static size_t task_alloc_size(size_t future_size)
     return (sizeof(struct wisp_task) + future_size + 15) & ~(size_t)15;
 }
 
+static void *task_alloc(size_t bytes)
+{
+    struct worker *w = worker_current();
+    void *p = w ? task_cache_get(&w->cache, bytes) : NULL;
+    return p ? p : wisp_alloc(bytes);
+}
+
 static void task_dealloc(struct wisp_task *t, uint64_t state)
 {
     if (state & TASK_AWAITER)
         wisp_waker_drop(&t->awaiter);
-    size_t units = (size_t)(state >> TASK_UNITS_SHIFT) & TASK_UNITS_MAX;
-    wisp_free_sized(t, units * 16);
+    size_t size = ((size_t)(state >> TASK_UNITS_SHIFT) & TASK_UNITS_MAX) * 16;
+    struct worker *w = worker_current();
+    if (!w || !task_cache_put(&w->cache, t, size))
+        wisp_free_sized(t, size);
 }
 
 static void refcount_overflow(void)
@@ -317,7 +326,7 @@ int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t
     if (!kind)
         return -ENOMEM;
     size_t bytes = task_alloc_size(size);
-    struct wisp_task *t = wisp_alloc(bytes);
+    struct wisp_task *t = task_alloc(bytes);
     if (!t)
         return -ENOMEM;
     if (size)

@@ -349,6 +349,7 @@ void *worker_main(void *arg)
         worker_after_poll(w);
     }
     current_worker = NULL;
+    task_cache_drain(&w->cache);
     return NULL;
 }
 
