@@ -51,6 +51,7 @@ static struct worker *worker_new(struct wisp_runtime *rt, unsigned index)
     w->index = index;
     w->rng = UINT64_C(0x9E3779B97F4A7C15) * (index + 1) | 1;
     atomic_init(&w->park_word, 1);
+    atomic_init(&w->spawned, NULL);
     w->scratch = calloc(rt->deque_capacity / 2, sizeof(*w->scratch));
     if (!w->scratch || deque_init(&w->deque, rt->deque_capacity) != 0) {
         free(w->scratch);

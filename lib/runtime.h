@@ -36,6 +36,9 @@ struct worker {
     pthread_t thread;
     bool started;
     struct task_cache cache;               /* task_cache.c: freed task blocks */
+    /* The task this worker spawned last: its next task unless a thief takes
+     * it (worker.c).  Own line: written on every spawn, read by thieves. */
+    _Alignas(WISP_CACHE_LINE) struct wisp_task *_Atomic spawned;
     /* park.c: futex word, 0 parked, 1 unparked.  Own line: written by notifiers. */
     _Alignas(WISP_CACHE_LINE) _Atomic uint32_t park_word;
 };
@@ -65,10 +68,10 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
 struct worker *worker_current(void);
 void *worker_main(void *arg);
 /* Queues t, which carries its run reference, and wakes an idle worker if
- * none is searching.  On one of rt's workers a spawn goes onto the deque; a
- * wake (spawn false) goes into the worker's LIFO slot, the front of its
- * local queue, and any task it displaces onto the deque, offered to idle
- * workers when the poll ends.  Elsewhere: onto the injector. */
+ * none is searching.  On one of rt's workers a spawn goes into the worker's
+ * stealable spawn slot and a wake (spawn false) into its private LIFO slot,
+ * both at the front of its local queue; a task either displaces goes onto
+ * the deque.  Elsewhere: onto the injector. */
 void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn);
 /* Shutdown, after the workers are joined: close what the queues hold. */
 void worker_close_queued(struct worker *w);

@@ -4,12 +4,14 @@
  * and the calling thread's worker pointer.  Touches: other workers' deques
  * (top only, by stealing), the injector, park.c's counters.
  *
- * The local queue is a LIFO slot in front of the Chase-Lev deque.  A task
- * woken by a poll on this worker goes into the slot and runs as soon as that
- * poll returns, with no atomic operation to queue or take it (a ping-pong
- * pair stays on one core, as with Tokio's LIFO slot and Go's runnext); a
- * second wake in the same poll moves the older task to the deque, where
- * other workers can steal it.  Spawned tasks go straight to the deque.
+ * The local queue is two one-task slots in front of the Chase-Lev deque.  A
+ * task woken by a poll on this worker goes into the private LIFO slot and
+ * runs as soon as that poll returns, with no atomic operation to queue or
+ * take it (a ping-pong pair stays on one core, as with Tokio's LIFO slot); a
+ * spawned task goes into the spawn slot, which thieves may take, like Go's
+ * runnext: one exchange puts it (and publishes it for the no-lost-wakeup
+ * check), one takes it, where the deque would need three atomic operations.
+ * A task either slot displaces goes onto the deque.
  *
  * Order of work: the injector first every FAIRNESS_TICKS tasks, so outside
  * work never starves; the slot (at most MAX_SLOT_RUNS times in a row); the
@@ -112,8 +114,14 @@ void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
     /* A spawn offers the work at once (the contract: queued work never
      * waits for a busy worker's poll). */
     if (spawn) {
-        worker_push(w, t);
-        worker_offer(w);
+        /* seq_cst: like deque_publish, orders the new task before the
+         * check of idle workers below (park.c's Dekker pattern); release
+         * for thieves, whose acquire CAS takes the slot. */
+        struct wisp_task *displaced =
+            atomic_exchange_explicit(&w->spawned, t, memory_order_seq_cst);
+        if (displaced)
+            worker_push(w, displaced);
+        idle_notify_one(&rt->idle);
         return;
     }
     /* A wake waits for the poll to end: unparking a worker costs a futex
@@ -205,6 +213,18 @@ static bool worker_flush_deferred(struct worker *w)
  * the task its owner is about to run (a woken partner, the next link of a
  * chain), and taking it would only move the pair to another core.  Go's
  * runqsteal treats runnext the same way. */
+/* A victim's spawn slot: its next task, taken only when nothing else is. */
+static struct wisp_task *steal_spawned(struct worker *victim)
+{
+    /* acquire: pairs with the owner's exchange that put the task there. */
+    struct wisp_task *t = atomic_load_explicit(&victim->spawned, memory_order_acquire);
+    /* acq_rel: the owner's and other thieves' exchanges race us for it. */
+    if (t && atomic_compare_exchange_strong_explicit(&victim->spawned, &t, NULL,
+                                                     memory_order_acq_rel, memory_order_relaxed))
+        return t;
+    return NULL;
+}
+
 static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
 {
     struct wisp_runtime *rt = w->rt;
@@ -212,7 +232,15 @@ static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
     unsigned start = (unsigned)(next_random(w) % n);
     for (unsigned i = 0; i < n; i++) {
         struct worker *victim = rt->workers[(start + i) % n];
-        if (victim == w || (!take_lone && deque_len(&victim->deque) < 2))
+        if (victim == w)
+            continue;
+        size_t len = deque_len(&victim->deque);
+        if (len == 0 && take_lone) {
+            struct wisp_task *t = steal_spawned(victim);
+            if (t)
+                return t;
+        }
+        if (len == 0 || (!take_lone && len < 2))
             continue;
         struct wisp_task *first = NULL;
         enum steal_result r;
@@ -287,6 +315,11 @@ static struct wisp_task *worker_next_task(struct worker *w)
         worker_defer(w, t);
     }
     w->slot_runs = 0;
+    /* relaxed load: only a hint; the exchange decides.  relaxed exchange:
+     * a task we find there is one we put (thieves only take). */
+    if (atomic_load_explicit(&w->spawned, memory_order_relaxed) &&
+        (t = atomic_exchange_explicit(&w->spawned, NULL, memory_order_relaxed)))
+        return t;
     if ((t = deque_pop(&w->deque)))
         return t;
     if ((t = worker_pop_injector(w)))
@@ -302,9 +335,12 @@ bool runtime_has_work(struct wisp_runtime *rt)
 {
     if (injector_len(&rt->injector))
         return true;
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        if (deque_len(&rt->workers[i]->deque))
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        struct worker *w = rt->workers[i];
+        /* seq_cst: pairs with the spawner's seq_cst exchange (park.c). */
+        if (deque_len(&w->deque) || atomic_load_explicit(&w->spawned, memory_order_seq_cst))
             return true;
+    }
     return false;
 }
 
@@ -365,6 +401,9 @@ void worker_close_queued(struct worker *w)
     if (w->next)
         task_close_queued(w->next);
     w->next = NULL;
+    /* relaxed: the worker thread has been joined. */
+    if ((t = atomic_exchange_explicit(&w->spawned, NULL, memory_order_relaxed)))
+        task_close_queued(t);
     close_chain(w->deferred);
     w->deferred = NULL;
     while ((t = deque_pop(&w->deque)))
