@@ -49,7 +49,7 @@ if [ "$only" = all ] || [ "$only" = release ]; then
 fi
 if [ "$only" = all ] || [ "$only" = tsan ]; then
     TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1" \
-    WISP_STRESS=4 CK_TIMEOUT_MULTIPLIER=4 \
+    WISP_STRESS=1 CK_TIMEOUT_MULTIPLIER=4 \
         build_and_test tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
             -DWISP_SANITIZE=thread
 fi
@@ -58,7 +58,7 @@ if [ "$only" = all ] || [ "$only" = asan ]; then
     # all at exit (a forked test child's leaks would go unreported).
     ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1" \
     UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-    WISP_STRESS=2 CK_FORK=no \
+    WISP_STRESS=1 CK_FORK=no \
         build_and_test asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
             -DWISP_SANITIZE=address,undefined
 fi

@@ -40,7 +40,7 @@ static wisp_poll_t court_task_poll(void *f, wisp_context_t *cx, void **out)
 START_TEST(ping_pong_with_outside_thread)
 {
     wisp_runtime_t *rt = rt_new(2);
-    struct court c = { .rounds = stress(10000) };
+    struct court c = { .rounds = stress(50000) };
     pthread_mutex_init(&c.lock, NULL);
     pthread_cond_init(&c.cond, NULL);
     c.waker = WISP_WAKER_EMPTY;
@@ -176,7 +176,7 @@ static wisp_poll_t echo_poll(void *f, wisp_context_t *cx, void **out)
 static void *spawn_join_loop(void *arg)
 {
     wisp_runtime_t *rt = arg;
-    for (long i = 0; i < stress(3000); i++) {
+    for (long i = 0; i < stress(20000); i++) {
         void *v = (void *)(uintptr_t)(i + 1), *out = NULL;
         wisp_join_t *j;
         ck_assert_int_eq(wisp_spawn(rt, echo_poll, &v, sizeof(v), NULL, &j), 0);

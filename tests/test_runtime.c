@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime.h"
+
 START_TEST(create_query_free)
 {
     wisp_runtime_t *rt = NULL;
@@ -290,9 +292,41 @@ static wisp_poll_t count_poll(void *f, wisp_context_t *cx, void **out)
 static void *spawner_thread(void *arg)
 {
     wisp_runtime_t *rt = arg;
-    for (long i = 0; i < stress(50000); i++)
+    for (long i = 0; i < stress(250000); i++)
         ck_assert_int_eq(wisp_spawn(rt, count_poll, NULL, 0, NULL, NULL), 0);
     return NULL;
+}
+
+/* Spawns n counting tasks from inside a task (onto its worker's deque). */
+struct spawn_many {
+    wisp_runtime_t *rt;
+    long n;
+};
+
+static wisp_poll_t spawn_many_task_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    (void)out;
+    struct spawn_many *s = f;
+    for (long i = 0; i < s->n; i++)
+        ck_assert_int_eq(wisp_spawn(s->rt, count_poll, NULL, 0, NULL, NULL), 0);
+    return WISP_READY;
+}
+
+/* block_on future: runs spawn_many_task_poll as a task and awaits it. */
+static wisp_poll_t spawn_many_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct spawn_many *s = f;
+    static wisp_join_t *j;
+    if (s->n >= 0) {
+        ck_assert_int_eq(wisp_spawn(s->rt, spawn_many_task_poll, s, sizeof(*s), NULL, &j), 0);
+        s->n = -1;
+    }
+    int st;
+    if (wisp_join_poll(j, cx, &st, out) == WISP_PENDING)
+        return WISP_PENDING;
+    ck_assert_int_eq(st, 0);
+    return WISP_READY;
 }
 
 START_TEST(many_outside_spawners)
@@ -304,7 +338,7 @@ START_TEST(many_outside_spawners)
         pthread_create(&th[i], NULL, spawner_thread, rt);
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
-    wait_for(&ran, 4 * stress(50000), 60);
+    wait_for(&ran, 4 * stress(250000), 60);
     ck_assert_int_eq(wisp_runtime_free(rt), 0);
 }
 END_TEST
@@ -468,6 +502,90 @@ START_TEST(wake_on_worker_runs_there)
 }
 END_TEST
 
+/* ---- a ping-pong pair in the LIFO slot does not starve local work ------ */
+
+struct pair_side {
+    struct signal *mine, *theirs;
+    _Atomic long *stop;
+    wisp_runtime_t *rt;
+    int spawn_setter;
+};
+
+/* Bounces with its partner through wakers until stop is set; one side
+ * first spawns the setter onto the same worker. */
+static wisp_poll_t pair_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)out;
+    struct pair_side *p = f;
+    if (p->spawn_setter) {
+        p->spawn_setter = 0;
+        ck_assert_int_eq(wisp_spawn(p->rt, setter_poll, &p->stop, sizeof(p->stop), NULL, NULL), 0);
+    }
+    if (atomic_load(p->stop)) {
+        signal_raise(p->theirs); /* let the partner finish too */
+        return WISP_READY;
+    }
+    pthread_mutex_lock(&p->mine->lock);
+    p->mine->raised = 0;
+    wisp_waker_set(&p->mine->waker, wisp_context_waker(cx));
+    pthread_mutex_unlock(&p->mine->lock);
+    signal_raise(p->theirs);
+    return WISP_PENDING;
+}
+
+START_TEST(lifo_slot_does_not_starve)
+{
+    wisp_runtime_t *rt = rt_new(1);
+    struct signal a, b;
+    signal_init(&a);
+    signal_init(&b);
+    _Atomic long stop = 0;
+    struct pair_side sa = { &a, &b, &stop, rt, 1 }, sb = { &b, &a, &stop, rt, 0 };
+    wisp_join_t *ja, *jb;
+    ck_assert_int_eq(wisp_spawn(rt, pair_poll, &sb, sizeof(sb), NULL, &jb), 0);
+    ck_assert_int_eq(wisp_spawn(rt, pair_poll, &sa, sizeof(sa), NULL, &ja), 0);
+    ck_assert_int_eq(wisp_join(ja, NULL), 0); /* hangs if the setter starves */
+    ck_assert_int_eq(wisp_join(jb, NULL), 0);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+    signal_destroy(&a);
+    signal_destroy(&b);
+}
+END_TEST
+
+/* ---- tiny deques: the scheduler's overflow and wraparound under load ------ */
+
+START_TEST(capacity_4_deques)
+{
+    wisp_runtime_t *rt;
+    wisp_runtime_config_t cfg = { .workers = 3 };
+    ck_assert_int_eq(runtime_create(&rt, &cfg, 4), 0);
+    /* fork-join: every parent spawns two children onto a 4-slot deque */
+    for (int round = 0; round < 5; round++) {
+        struct fib root = { rt, 18, 0, 0, NULL, NULL };
+        wisp_join_t *j;
+        ck_assert_int_eq(wisp_spawn(rt, fib_poll, &root, sizeof(root), NULL, &j), 0);
+        void *out;
+        ck_assert_int_eq(wisp_join(j, &out), 0);
+        ck_assert_uint_eq((uintptr_t)out, 2584);
+    }
+    /* a task spawning many: its deque overflows to the injector again and again */
+    atomic_store(&ran, 0);
+    ck_assert_int_eq(wisp_block_on(rt, spawn_many_poll, &(struct spawn_many){ rt, stress(100000) }, NULL), 0);
+    wait_for(&ran, stress(100000), 60);
+    /* yields and wakes through tiny deques */
+    _Atomic long flag = 0;
+    struct yielder y = { &flag, 0 };
+    wisp_join_t *yj[8];
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(wisp_spawn(rt, yielder_poll, &y, sizeof(y), NULL, &yj[i]), 0);
+    usleep(10000);
+    atomic_store(&flag, 1);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(wisp_join(yj[i], NULL), 0);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runtime");
@@ -483,6 +601,8 @@ int main(void)
     tcase_add_test(tc, yield_does_not_starve);
     tcase_add_test(tc, injector_not_starved_by_local_work);
     tcase_add_test(tc, wake_on_worker_runs_there);
+    tcase_add_test(tc, lifo_slot_does_not_starve);
+    tcase_add_test(tc, capacity_4_deques);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

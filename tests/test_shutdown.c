@@ -284,7 +284,7 @@ static void *race_shutdown(void *arg)
 
 START_TEST(wakes_and_aborts_race_shutdown)
 {
-    for (long round = 0; round < stress(20); round++) {
+    for (long round = 0; round < stress(200); round++) {
         wisp_runtime_t *rt = rt_new(2);
         long n = 200;
         struct herd *h = herd_spawn(rt, n, 1);

@@ -344,7 +344,7 @@ static void *race_waker(void *arg)
 
 START_TEST(wake_races_abort)
 {
-    for (long round = 0; round < stress(40); round++) {
+    for (long round = 0; round < stress(400); round++) {
         wisp_runtime_t *rt = rt_new(2);
         struct race *r = calloc(1, sizeof(*r));
         for (int i = 0; i < RACE_TASKS; i++) {
@@ -494,7 +494,7 @@ static void *clone_user_thread(void *arg)
 
 START_TEST(clones_used_concurrently_with_completion)
 {
-    for (long round = 0; round < stress(20); round++) {
+    for (long round = 0; round < stress(200); round++) {
         wisp_runtime_t *rt = rt_new(2);
         struct cloner *c = calloc(1, sizeof(*c));
         wisp_join_t *j;
@@ -639,7 +639,7 @@ START_TEST(never_polled_concurrently)
     wisp_join_t *j[BUSY_TASKS];
     for (int i = 0; i < BUSY_TASKS; i++) {
         pthread_mutex_init(&b[i].lock, NULL);
-        b[i].target = stress(2000);
+        b[i].target = stress(20000);
         struct busy *p = &b[i];
         ck_assert_int_eq(wisp_spawn(rt, busy_poll, &p, sizeof(p), NULL, &j[i]), 0);
     }
