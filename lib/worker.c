@@ -1,8 +1,9 @@
 /* worker.c - the worker loop and where scheduled tasks go.
  *
- * Owns: each worker's deque bottom, deferred list, searching flag and tick,
- * and the calling thread's worker pointer.  Touches: other workers' deques
- * (top only, by stealing), the injector, park.c's counters.
+ * Owns: each worker's local queue (deque bottom, LIFO slot, spawn slot,
+ * deferred list), its searching flag and tick, and the calling thread's
+ * worker pointer.  Touches: other workers' deques (top only) and spawn slots
+ * by stealing, the injector, park.c's counters.
  *
  * The local queue is two one-task slots in front of the Chase-Lev deque.  A
  * task woken by a poll on this worker goes into the private LIFO slot and
@@ -207,12 +208,6 @@ static bool worker_flush_deferred(struct worker *w)
     return true;
 }
 
-/* Steals from a random victim onwards; takes up to half of the victim's
- * tasks (each by its own CAS), returning one and queueing the rest here.
- * Unless take_lone, a victim's only task is left alone: it is most likely
- * the task its owner is about to run (a woken partner, the next link of a
- * chain), and taking it would only move the pair to another core.  Go's
- * runqsteal treats runnext the same way. */
 /* A victim's spawn slot: its next task, taken only when nothing else is. */
 static struct wisp_task *steal_spawned(struct worker *victim)
 {
@@ -225,6 +220,12 @@ static struct wisp_task *steal_spawned(struct worker *victim)
     return NULL;
 }
 
+/* Steals from a random victim onwards; takes up to half of the victim's
+ * deque (each task by its own CAS), returning one and queueing the rest
+ * here.  Unless take_lone, a victim's only task (the last in its deque, or
+ * its spawn slot) is left alone: it is most likely the task its owner runs
+ * next (the next link of a chain), and taking it would only move the work
+ * to another core.  Go's runqsteal treats runnext the same way. */
 static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
 {
     struct wisp_runtime *rt = w->rt;
