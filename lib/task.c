@@ -5,7 +5,9 @@
  * Owns: struct wisp_task (its memory, state word, future, output, awaiter
  * slot).  Touches: the registry (listing and unlisting) and the scheduler
  * (runtime_schedule) of the task's runtime, only while the task is
- * unfinished, which is what keeps that runtime alive (see runtime.c). */
+ * unfinished: wisp_runtime_free waits for every listed task and every
+ * outside scheduler before it frees the runtime (see runtime.c), and a
+ * finished task never looks at its runtime again. */
 #include "task.h"
 
 #include <errno.h>
