@@ -506,6 +506,41 @@ static double bench_task_memory(wisp_runtime_t *rt, long n, long *ops, double *e
     return t;
 }
 
+/* ---- --metrics: a table of the runtime's counters ----------------------- */
+
+static void print_metrics(wisp_runtime_t *rt)
+{
+    unsigned n = wisp_runtime_workers(rt);
+    wisp_worker_metrics_t *per = calloc(n, sizeof(*per));
+    wisp_runtime_metrics_t m = { .size = sizeof(m), .per_worker = per, .per_worker_len = n };
+    int err = wisp_runtime_metrics(rt, &m);
+    if (err) {
+        fprintf(stderr, "wisp-bench: metrics: %s\n", strerror(-err));
+        free(per);
+        return;
+    }
+    printf("metrics: live_tasks=%lu injector_depth=%lu remote_spawns=%lu remote_wakes=%lu "
+           "remote_cancelled=%lu\n",
+           (unsigned long)m.live_tasks, (unsigned long)m.injector_depth,
+           (unsigned long)m.remote_spawns, (unsigned long)m.remote_wakes,
+           (unsigned long)m.remote_cancelled);
+    printf("metrics: %-7s %10s %10s %10s %9s %8s %8s %10s %9s %7s %7s %9s %10s\n", "worker",
+           "polls", "spawns", "wakes", "steal_try", "steals", "stolen", "inj_pops", "overflow",
+           "parks", "unparks", "busy_ms", "completed");
+    for (unsigned i = 0; i <= n; i++) {
+        wisp_worker_metrics_t *w = i < n ? &per[i] : &m.total;
+        char name[16];
+        snprintf(name, sizeof(name), i < n ? "%u" : "total", i);
+        printf("metrics: %-7s %10lu %10lu %10lu %9lu %8lu %8lu %10lu %9lu %7lu %7lu %9.1f %10lu\n",
+               name, (unsigned long)w->polls, (unsigned long)w->spawns, (unsigned long)w->wakes,
+               (unsigned long)w->steal_attempts, (unsigned long)w->steals,
+               (unsigned long)w->tasks_stolen, (unsigned long)w->injector_pops,
+               (unsigned long)w->overflows, (unsigned long)w->parks, (unsigned long)w->unparks,
+               (double)w->busy_ns / 1e6, (unsigned long)w->completed);
+    }
+    free(per);
+}
+
 /* ---- driver ---------------------------------------------------------------- */
 
 struct workload {
@@ -531,7 +566,11 @@ static const struct workload workloads[] = {
 static void usage(void)
 {
     fprintf(stderr, "usage: wisp-bench WORKLOAD [--threads N] [--n COUNT] [--reps R]\n"
-                    "       wisp-bench list\nworkloads:");
+                    "                           [--metrics] [--trace PATH]\n"
+                    "       wisp-bench list\n"
+                    "  --metrics     print the runtime's metrics after the runs\n"
+                    "  --trace PATH  record a scheduler trace (Chrome Trace JSON) to PATH\n"
+                    "workloads:");
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         fprintf(stderr, " %s", workloads[i].name);
     fprintf(stderr, "\n");
@@ -564,10 +603,18 @@ int main(int argc, char **argv)
     if (!wl)
         usage();
     long threads = 2, n = wl->default_n, reps = 1;
+    int want_metrics = 0;
+    const char *trace_path = NULL;
     for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--metrics")) {
+            want_metrics = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             usage();
-        if (!strcmp(argv[i], "--threads"))
+        if (!strcmp(argv[i], "--trace"))
+            trace_path = argv[++i];
+        else if (!strcmp(argv[i], "--threads"))
             threads = parse_positive(argv[++i]);
         else if (!strcmp(argv[i], "--n"))
             n = parse_positive(argv[++i]);
@@ -583,6 +630,8 @@ int main(int argc, char **argv)
     int err = wisp_runtime_new(&rt, &cfg);
     if (err)
         die("runtime", err);
+    if (trace_path && (err = wisp_trace_start(rt, 0)))
+        die("trace", err);
     for (long r = 0; r < reps; r++) {
         long ops;
         if (wl->measure) {
@@ -597,6 +646,10 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
     }
+    if (trace_path && (err = wisp_trace_write(rt, trace_path)))
+        die("trace", err);
+    if (want_metrics)
+        print_metrics(rt);
     err = wisp_runtime_free(rt);
     if (err)
         die("runtime_free", err);

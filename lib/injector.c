@@ -15,6 +15,7 @@ int injector_init(struct injector *q)
     atomic_init(&q->len, 0);
     q->head = q->tail = NULL;
     q->closed = false;
+    q->remote_spawns = q->remote_wakes = 0;
     return 0;
 }
 
@@ -24,7 +25,7 @@ void injector_destroy(struct injector *q)
 }
 
 bool injector_push_chain(struct injector *q, struct wisp_task *first, struct wisp_task *last,
-                         size_t count)
+                         size_t count, enum injector_source from)
 {
     pthread_mutex_lock(&q->lock);
     if (q->closed) { /* rejected: the tasks are left untouched */
@@ -37,6 +38,10 @@ bool injector_push_chain(struct injector *q, struct wisp_task *first, struct wis
     else
         q->head = first;
     q->tail = last;
+    if (from == FROM_OUTSIDE_SPAWN)
+        q->remote_spawns += count;
+    else if (from == FROM_OUTSIDE_WAKE)
+        q->remote_wakes += count;
     /* seq_cst: pairs with injector_len in park.c's last check for work (the
      * Dekker pattern with the sleeping-worker count). */
     atomic_fetch_add_explicit(&q->len, count, memory_order_seq_cst);
@@ -44,9 +49,17 @@ bool injector_push_chain(struct injector *q, struct wisp_task *first, struct wis
     return true;
 }
 
-bool injector_push(struct injector *q, struct wisp_task *task)
+bool injector_push(struct injector *q, struct wisp_task *task, enum injector_source from)
 {
-    return injector_push_chain(q, task, task, 1);
+    return injector_push_chain(q, task, task, 1, from);
+}
+
+void injector_counts(struct injector *q, uint64_t *spawns, uint64_t *wakes)
+{
+    pthread_mutex_lock(&q->lock);
+    *spawns = q->remote_spawns;
+    *wakes = q->remote_wakes;
+    pthread_mutex_unlock(&q->lock);
 }
 
 struct wisp_task *injector_pop_batch(struct injector *q, size_t max, size_t *count)

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -23,7 +24,11 @@ struct injector {
     _Alignas(WISP_CACHE_LINE) pthread_mutex_t lock;
     struct wisp_task *head, *tail;
     bool closed;
+    uint64_t remote_spawns, remote_wakes; /* metrics: pushes from outside threads */
 };
+
+/* Who pushes: counted for metrics (under the lock, so for free). */
+enum injector_source { FROM_OVERFLOW, FROM_OUTSIDE_SPAWN, FROM_OUTSIDE_WAKE };
 
 int injector_init(struct injector *q);
 void injector_destroy(struct injector *q);
@@ -31,8 +36,11 @@ void injector_destroy(struct injector *q);
 /* Appends the chain first..last (count tasks linked through next).
  * false: the injector is closed; nothing was queued. */
 bool injector_push_chain(struct injector *q, struct wisp_task *first, struct wisp_task *last,
-                         size_t count);
-bool injector_push(struct injector *q, struct wisp_task *task);
+                         size_t count, enum injector_source from);
+bool injector_push(struct injector *q, struct wisp_task *task, enum injector_source from);
+
+/* Metrics: how many tasks outside threads have spawned and woken. */
+void injector_counts(struct injector *q, uint64_t *spawns, uint64_t *wakes);
 
 /* Takes up to max tasks (max >= 1) and returns the first, chained through
  * next and NULL-terminated; *count gets how many.  NULL when empty. */

@@ -68,6 +68,10 @@ static void runtime_destroy(struct wisp_runtime *rt, int stage)
         for (unsigned i = 0; i < rt->nworkers; i++)
             worker_free(rt->workers[i]);
     free(rt->workers);
+    if (stage >= 4) {
+        trace_runtime_destroy(rt);
+        pthread_mutex_destroy(&rt->trace_lock);
+    }
     if (stage >= 3)
         injector_destroy(&rt->injector);
     if (stage >= 2)
@@ -128,6 +132,9 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
     rt->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     atomic_init(&rt->shutdown, false);
     atomic_init(&rt->outside_inflight, 0);
+    atomic_init(&rt->outside.cancelled, 0);
+    atomic_init(&rt->tracing, false);
+    atomic_init(&rt->trace, NULL);
     kind_table_init(&rt->kinds);
 
     int err, stage = 0;
@@ -140,6 +147,9 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
     if ((err = injector_init(&rt->injector)))
         goto fail;
     stage = 3;
+    if ((err = -pthread_mutex_init(&rt->trace_lock, NULL)))
+        goto fail;
+    stage = 4;
     err = -ENOMEM;
     rt->workers = calloc(n, sizeof(*rt->workers));
     if (!rt->workers)
@@ -147,6 +157,7 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
     for (unsigned i = 0; i < n; i++)
         if (!(rt->workers[i] = worker_new(rt, i)))
             goto fail;
+    trace_runtime_created(rt);
     if ((err = runtime_start_workers(rt))) {
         runtime_stop_workers(rt);
         goto fail;
@@ -185,7 +196,8 @@ int wisp_runtime_free(wisp_runtime_t *rt)
     /* acquire: pairs with schedule_outside's release decrement. */
     while (atomic_load_explicit(&rt->outside_inflight, memory_order_acquire))
         sched_yield();
-    runtime_destroy(rt, 3);
+    trace_runtime_flush(rt);
+    runtime_destroy(rt, 4);
     return 0;
 }
 

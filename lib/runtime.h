@@ -15,9 +15,11 @@
 #include "deque.h"
 #include "injector.h"
 #include "kind.h"
+#include "metrics.h"
 #include "park.h"
 #include "registry.h"
 #include "task_cache.h"
+#include "trace.h"
 #include "util.h"
 
 struct worker {
@@ -39,6 +41,8 @@ struct worker {
     /* The task this worker spawned last: its next task unless a thief takes
      * it (worker.c).  Own line: written on every spawn, read by thieves. */
     _Alignas(WISP_CACHE_LINE) struct wisp_task *_Atomic spawned;
+    /* metrics.h: written by this worker only.  Own lines. */
+    _Alignas(WISP_CACHE_LINE) struct worker_metrics metrics;
     /* park.c: futex word, 0 parked, 1 unparked.  Own line: written by notifiers. */
     _Alignas(WISP_CACHE_LINE) _Atomic uint32_t park_word;
 };
@@ -57,7 +61,17 @@ struct wisp_runtime {
     /* worker.c: outside threads between queueing a task and finishing the
      * unpark; wisp_runtime_free waits for zero before freeing. */
     _Alignas(WISP_CACHE_LINE) _Atomic unsigned outside_inflight;
+    struct outside_metrics outside;        /* metrics.h */
+    /* trace.c: read at every event site, written when tracing starts or
+     * stops.  Own line. */
+    _Alignas(WISP_CACHE_LINE) _Atomic bool tracing;
+    struct trace_state *_Atomic trace;
+    pthread_mutex_t trace_lock;
 };
+
+/* Records a scheduling event if tracing is on (trace.h). */
+#define TRACE(rt, w, type, a, b) \
+    trace_event((rt), &(rt)->tracing, (w), (type), (uint64_t)(a), (int64_t)(b))
 
 /* Internal constructor: deque_capacity 0 means the default (tests use tiny
  * deques to force wraparound and overflow). */

@@ -132,8 +132,21 @@ static void task_drop_future(struct wisp_task *t)
 /* The owner of the future (RUNNING holder), after dropping it, publishes
  * the outcome and releases owned_refs references (plus the registry's if it
  * is the one to unlist the task).  completed is ignored once CLOSED. */
+/* Metrics: where a task ended.  On a worker of its runtime (the only place
+ * a task completes), after the fact; elsewhere (always a close) before the
+ * task is unlisted, after which the runtime may be freed. */
+static struct worker *task_count_end(struct wisp_task *t)
+{
+    struct worker *w = worker_current();
+    if (w && w->rt == t->kind->rt)
+        return w;
+    METRIC_ADD_SHARED(&t->kind->rt->outside, cancelled, 1);
+    return NULL;
+}
+
 static void task_finish(struct wisp_task *t, bool completed, void *output, uint64_t owned_refs)
 {
+    struct worker *w = task_count_end(t);
     /* Unlist first: once the task is unlisted and FINISHED, wisp_runtime_free
      * may free the runtime, so it is the last thing here to touch it.
      * relaxed: REGISTERED was set by an owner before us (ordered by the
@@ -157,6 +170,12 @@ static void task_finish(struct wisp_task *t, bool completed, void *output, uint6
          * handles (their acquire load); acquire in case we free the task. */
     } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
                                                     memory_order_relaxed));
+    if (w) {
+        if (next & TASK_COMPLETED)
+            METRIC_ADD(&w->metrics, completed, 1);
+        else
+            METRIC_ADD(&w->metrics, cancelled, 1);
+    }
     if (notify) {
         task_notify_awaiter(t);
         task_unref(t, owned_refs);
@@ -259,7 +278,11 @@ bool task_run(struct wisp_task *t)
     wisp_waker_t waker = { t, &task_waker_vtable };
     wisp_context_t cx = { &waker, NULL };
     void *output = NULL;
-    if (t->kind->poll(task_future(t), &cx, &output) == WISP_READY) {
+    struct wisp_runtime *rt = t->kind->rt;
+    TRACE(rt, worker_current(), TRACE_POLL_BEGIN, t, 0);
+    wisp_poll_t res = t->kind->poll(task_future(t), &cx, &output);
+    TRACE(rt, worker_current(), TRACE_POLL_END, t, res == WISP_READY);
+    if (res == WISP_READY) {
         task_drop_future(t);
         task_finish(t, true, output, 1);
         return false;

@@ -71,7 +71,8 @@ static void worker_overflow(struct worker *w, struct wisp_task *t)
         for (size_t i = 0; i + 1 < n; i++)
             w->scratch[i]->next = w->scratch[i + 1];
         w->scratch[n - 1]->next = t;
-        if (!injector_push_chain(&w->rt->injector, w->scratch[0], t, n + 1)) {
+        METRIC_ADD(&w->metrics, overflows, n + 1);
+        if (!injector_push_chain(&w->rt->injector, w->scratch[0], t, n + 1, FROM_OVERFLOW)) {
             t->next = NULL;
             close_chain(w->scratch[0]);
         }
@@ -85,12 +86,13 @@ static void worker_push(struct worker *w, struct wisp_task *t)
         worker_overflow(w, t);
 }
 
-static void schedule_outside(struct wisp_runtime *rt, struct wisp_task *t)
+static void schedule_outside(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
 {
     /* acq_rel: wisp_runtime_free waits (acquire) for zero before it frees
      * the injector and idle state we are about to touch. */
     atomic_fetch_add_explicit(&rt->outside_inflight, 1, memory_order_acq_rel);
-    if (injector_push(&rt->injector, t))
+    TRACE(rt, NULL, spawn ? TRACE_SPAWN : TRACE_WAKE, t, -1);
+    if (injector_push(&rt->injector, t, spawn ? FROM_OUTSIDE_SPAWN : FROM_OUTSIDE_WAKE))
         idle_notify_one(&rt->idle);
     else /* shutting down: close it ourselves (we own its run reference) */
         task_close_queued(t);
@@ -109,12 +111,14 @@ void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
 {
     struct worker *w = current_worker;
     if (!w || w->rt != rt) {
-        schedule_outside(rt, t);
+        schedule_outside(rt, t, spawn);
         return;
     }
+    TRACE(rt, w, spawn ? TRACE_SPAWN : TRACE_WAKE, t, w->index);
     /* A spawn offers the work at once (the contract: queued work never
      * waits for a busy worker's poll). */
     if (spawn) {
+        METRIC_ADD(&w->metrics, spawns, 1);
         /* seq_cst: like deque_publish, orders the new task before the
          * check of idle workers below (park.c's Dekker pattern); release
          * for thieves, whose acquire CAS takes the slot. */
@@ -128,6 +132,7 @@ void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
     /* A wake waits for the poll to end: unparking a worker costs a futex
      * wake (3-80 us on a VM) inside the waker's poll, and a lone woken task
      * is simply this worker's next one. */
+    METRIC_ADD(&w->metrics, wakes, 1);
     struct wisp_task *displaced = w->next;
     w->next = t;
     if (displaced) {
@@ -177,6 +182,7 @@ static struct wisp_task *worker_pop_injector(struct worker *w)
     struct wisp_task *first = injector_pop_batch(&rt->injector, want, &n);
     if (!first)
         return NULL;
+    METRIC_ADD(&w->metrics, injector_pops, n);
     for (struct wisp_task *t = first->next; t;) {
         struct wisp_task *next = t->next;
         worker_push(w, t);
@@ -208,6 +214,13 @@ static bool worker_flush_deferred(struct worker *w)
     return true;
 }
 
+static void worker_count_steal(struct worker *w, struct worker *victim, size_t taken)
+{
+    METRIC_ADD(&w->metrics, steals, 1);
+    METRIC_ADD(&w->metrics, tasks_stolen, taken);
+    TRACE(w->rt, w, TRACE_STEAL, victim->index, taken);
+}
+
 /* A victim's spawn slot: its next task, taken only when nothing else is. */
 static struct wisp_task *steal_spawned(struct worker *victim)
 {
@@ -235,11 +248,14 @@ static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
         struct worker *victim = rt->workers[(start + i) % n];
         if (victim == w)
             continue;
+        METRIC_ADD(&w->metrics, steal_attempts, 1);
         size_t len = deque_len(&victim->deque);
         if (len == 0 && take_lone) {
             struct wisp_task *t = steal_spawned(victim);
-            if (t)
+            if (t) {
+                worker_count_steal(w, victim, 1);
                 return t;
+            }
         }
         if (len == 0 || (!take_lone && len < 2))
             continue;
@@ -250,13 +266,14 @@ static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
         while (r == STEAL_RETRY);
         if (r != STEAL_OK)
             continue;
-        size_t extra = deque_len(&victim->deque) / 2;
-        for (size_t k = 0; k < extra; k++) {
+        size_t taken = 1, extra = deque_len(&victim->deque) / 2;
+        for (size_t k = 0; k < extra; k++, taken++) {
             struct wisp_task *t;
             if (deque_steal(&victim->deque, &t) != STEAL_OK)
                 break;
             worker_push(w, t);
         }
+        worker_count_steal(w, victim, taken);
         return first;
     }
     return NULL;
@@ -354,6 +371,23 @@ static void worker_end_search(struct worker *w)
         idle_notify_one(&w->rt->idle);
 }
 
+/* Busy time is the time between unparking and parking again. */
+static void worker_count_busy(struct worker *w, bool parking)
+{
+#if WISP_METRICS_ENABLED
+    uint64_t now = metrics_now_ns();
+    if (parking) {
+        METRIC_ADD(&w->metrics, busy_ns, now - w->metrics.busy_since);
+        METRIC_ADD(&w->metrics, parks, 1);
+    } else {
+        w->metrics.busy_since = now;
+        METRIC_ADD(&w->metrics, unparks, 1);
+    }
+#else
+    (void)w, (void)parking;
+#endif
+}
+
 static void worker_park(struct worker *w)
 {
     struct wisp_runtime *rt = w->rt;
@@ -361,10 +395,15 @@ static void worker_park(struct worker *w)
     w->searching = false;
     /* The last check (see park.c): work queued before a producer could see
      * us parked, or shutdown. */
-    if (runtime_has_work(rt) || w->deferred || w->next || runtime_is_shutdown(rt))
+    if (runtime_has_work(rt) || w->deferred || w->next || runtime_is_shutdown(rt)) {
         idle_park_cancel(&rt->idle, w);
-    else
+    } else {
+        worker_count_busy(w, true);
+        TRACE(rt, w, TRACE_PARK, 0, 0);
         idle_park_wait(w);
+        TRACE(rt, w, TRACE_UNPARK, 0, 0);
+        worker_count_busy(w, false);
+    }
     w->searching = true; /* whoever unparked us counted us as searching */
 }
 
@@ -373,6 +412,7 @@ void *worker_main(void *arg)
     struct worker *w = arg;
     struct wisp_runtime *rt = w->rt;
     current_worker = w;
+    w->metrics.busy_since = metrics_now_ns();
     while (!runtime_is_shutdown(rt)) {
         struct wisp_task *t = worker_next_task(w);
         if (!t) {
@@ -381,10 +421,14 @@ void *worker_main(void *arg)
         }
         if (w->searching)
             worker_end_search(w);
-        if (task_run(t))
+        METRIC_ADD(&w->metrics, polls, 1);
+        if (task_run(t)) { /* woken during its poll (wisp_yield): a local wake */
+            METRIC_ADD(&w->metrics, wakes, 1);
             worker_defer(w, t);
+        }
         worker_after_poll(w);
     }
+    worker_count_busy(w, true);
     current_worker = NULL;
     task_cache_drain(&w->cache);
     return NULL;

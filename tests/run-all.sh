@@ -17,7 +17,7 @@ build_and_test() {
     local name=$1
     shift
     echo "==== $name build"
-    cmake -S . -B "build-test-$name" -DWISP_BUILD_BENCH=OFF "$@" >/dev/null
+    cmake -S . -B "build-test-$name" -DWISP_BUILD_BENCH=ON "$@" >/dev/null
     cmake --build "build-test-$name" -j "$jobs"
     echo "==== $name tests"
     (cd "build-test-$name" && ctest --output-on-failure --timeout 900)

@@ -130,7 +130,7 @@ START_TEST(test_fifo_batches)
     tasks_alloc(20);
     for (size_t i = 0; i < 10; i++) {
         tasks[i].next = JUNK;
-        ck_assert(injector_push(&q, &tasks[i]));
+        ck_assert(injector_push(&q, &tasks[i], FROM_OUTSIDE_SPAWN));
         ck_assert_uint_eq(injector_len(&q), i + 1);
     }
     size_t count = 0;
@@ -146,7 +146,7 @@ START_TEST(test_fifo_batches)
 
     /* Pushing behind a partly drained queue keeps the order. */
     tasks[10].next = JUNK;
-    ck_assert(injector_push(&q, &tasks[10]));
+    ck_assert(injector_push(&q, &tasks[10], FROM_OUTSIDE_SPAWN));
     ck_assert_uint_eq(injector_len(&q), 7);
 
     /* max larger than what is queued: everything, and no more. */
@@ -161,7 +161,7 @@ START_TEST(test_fifo_batches)
     /* Drained to empty (head and tail reset): it works again. */
     for (size_t i = 11; i < 20; i++) {
         tasks[i].next = JUNK;
-        ck_assert(injector_push(&q, &tasks[i]));
+        ck_assert(injector_push(&q, &tasks[i], FROM_OUTSIDE_SPAWN));
     }
     ck_assert_uint_eq(injector_len(&q), 9);
     t = injector_pop_batch(&q, 9, &count); /* exactly max */
@@ -176,7 +176,7 @@ START_TEST(test_fifo_batches)
     size_t pushed = 0, popped = 0;
     for (int round = 0; round < 5; round++) {
         for (int k = 0; k < 3 && pushed < 20; k++)
-            ck_assert(injector_push(&q, &tasks[pushed++]));
+            ck_assert(injector_push(&q, &tasks[pushed++], FROM_OUTSIDE_SPAWN));
         t = injector_pop_batch(&q, 1, &count);
         ck_assert_uint_eq(count, 1);
         check_chain(t, popped++, 1);
@@ -206,19 +206,19 @@ START_TEST(test_push_chain)
      * the chain itself (worker.c's overflow path relies on that). */
     for (size_t i = 0; i < 5; i++)
         tasks[i].next = i + 1 < 5 ? &tasks[i + 1] : JUNK;
-    ck_assert(injector_push_chain(&q, &tasks[0], &tasks[4], 5));
+    ck_assert(injector_push_chain(&q, &tasks[0], &tasks[4], 5, FROM_OVERFLOW));
     ck_assert_uint_eq(injector_len(&q), 5);
 
     /* A single push and a one-task chain go behind it. */
-    ck_assert(injector_push(&q, &tasks[5]));
+    ck_assert(injector_push(&q, &tasks[5], FROM_OUTSIDE_SPAWN));
     tasks[6].next = JUNK;
-    ck_assert(injector_push_chain(&q, &tasks[6], &tasks[6], 1));
+    ck_assert(injector_push_chain(&q, &tasks[6], &tasks[6], 1, FROM_OVERFLOW));
     ck_assert_uint_eq(injector_len(&q), 7);
 
     /* A second chain appended to a non-empty queue. */
     for (size_t i = 7; i < 12; i++)
         tasks[i].next = i + 1 < 12 ? &tasks[i + 1] : JUNK;
-    ck_assert(injector_push_chain(&q, &tasks[7], &tasks[11], 5));
+    ck_assert(injector_push_chain(&q, &tasks[7], &tasks[11], 5, FROM_OVERFLOW));
     ck_assert_uint_eq(injector_len(&q), 12);
 
     /* Batches that cut across chain boundaries. */
@@ -239,7 +239,7 @@ START_TEST(test_push_chain)
     /* A chain into an empty (drained) queue, popped whole. */
     for (size_t i = 0; i < 3; i++)
         tasks[i].next = i + 1 < 3 ? &tasks[i + 1] : JUNK;
-    ck_assert(injector_push_chain(&q, &tasks[0], &tasks[2], 3));
+    ck_assert(injector_push_chain(&q, &tasks[0], &tasks[2], 3, FROM_OVERFLOW));
     t = injector_pop_batch(&q, 3, &count);
     ck_assert_uint_eq(count, 3);
     check_chain(t, 0, 3);
@@ -257,7 +257,7 @@ START_TEST(test_close_returns_remainder)
     ck_assert_int_eq(injector_init(&q), 0);
     tasks_alloc(8);
     for (size_t i = 0; i < 5; i++)
-        ck_assert(injector_push(&q, &tasks[i]));
+        ck_assert(injector_push(&q, &tasks[i], FROM_OUTSIDE_SPAWN));
     size_t count = 0;
     struct wisp_task *t = injector_pop_batch(&q, 2, &count);
     ck_assert_uint_eq(count, 2);
@@ -268,9 +268,9 @@ START_TEST(test_close_returns_remainder)
     ck_assert_uint_eq(injector_len(&q), 0);
 
     /* Closed: pushes fail, pops find nothing. */
-    ck_assert(!injector_push(&q, &tasks[5]));
+    ck_assert(!injector_push(&q, &tasks[5], FROM_OUTSIDE_SPAWN));
     tasks[6].next = &tasks[7];
-    ck_assert(!injector_push_chain(&q, &tasks[6], &tasks[7], 2));
+    ck_assert(!injector_push_chain(&q, &tasks[6], &tasks[7], 2, FROM_OVERFLOW));
     ck_assert_uint_eq(injector_len(&q), 0);
     count = 99;
     ck_assert_ptr_null(injector_pop_batch(&q, 8, &count));
@@ -278,14 +278,14 @@ START_TEST(test_close_returns_remainder)
 
     /* Closing again hands back nothing. */
     ck_assert_ptr_null(injector_close(&q));
-    ck_assert(!injector_push(&q, &tasks[5]));
+    ck_assert(!injector_push(&q, &tasks[5], FROM_OUTSIDE_SPAWN));
     ck_assert_ptr_null(injector_pop_batch(&q, 1, &count));
     injector_destroy(&q);
 
     /* Closing an empty injector. */
     ck_assert_int_eq(injector_init(&q), 0);
     ck_assert_ptr_null(injector_close(&q));
-    ck_assert(!injector_push(&q, &tasks[0]));
+    ck_assert(!injector_push(&q, &tasks[0], FROM_OUTSIDE_SPAWN));
     ck_assert_ptr_null(injector_pop_batch(&q, 1, &count));
     ck_assert_uint_eq(injector_len(&q), 0);
     injector_destroy(&q);
@@ -309,10 +309,10 @@ START_TEST(test_push_after_close_leaves_task)
     tasks[3].next = JUNK;
     memcpy(before, tasks, sizeof(before));
 
-    ck_assert(!injector_push(&q, &tasks[0]));
+    ck_assert(!injector_push(&q, &tasks[0], FROM_OUTSIDE_SPAWN));
     ck_assert_msg(tasks[0].next == JUNK, "rejected injector_push changed next from %p to %p",
                   (void *)JUNK, (void *)tasks[0].next);
-    ck_assert(!injector_push_chain(&q, &tasks[1], &tasks[3], 3));
+    ck_assert(!injector_push_chain(&q, &tasks[1], &tasks[3], 3, FROM_OVERFLOW));
     ck_assert_msg(tasks[3].next == JUNK,
                   "rejected injector_push_chain changed last->next from %p to %p", (void *)JUNK,
                   (void *)tasks[3].next);
@@ -353,11 +353,11 @@ static void *producer(void *arg)
             len = end - i;
         bool ok;
         if (len == 1) {
-            ok = injector_push(&m->q, &tasks[i]);
+            ok = injector_push(&m->q, &tasks[i], FROM_OUTSIDE_SPAWN);
         } else {
             for (size_t k = i; k + 1 < i + len; k++)
                 tasks[k].next = &tasks[k + 1];
-            ok = injector_push_chain(&m->q, &tasks[i], &tasks[i + len - 1], len);
+            ok = injector_push_chain(&m->q, &tasks[i], &tasks[i + len - 1], len, FROM_OVERFLOW);
         }
         if (!ok) {
             fail_later(&m->fail, "producer %zu: push refused by an open injector", pa->id);

@@ -11,5 +11,6 @@
 #include <wisp/future.h>
 #include <wisp/runtime.h>
 #include <wisp/task.h>
+#include <wisp/metrics.h>
 
 #endif /* WISP_WISP_H */

@@ -1,0 +1,340 @@
+// Command wisp-bench-go is the Go (goroutine) peer for wisp's benchmark suite.
+//
+// It runs the same six workloads as wisp's C benchmark (bench/wisp_bench.c)
+// and the Tokio peer (bench/peers/tokio) on Go's own scheduler, and prints
+// exactly one line per repetition:
+//
+//	bench=WORKLOAD impl=go threads=N n=COUNT seconds=S ns_per_op=X
+//
+// Usage: wisp-bench-go WORKLOAD [--threads N] [--n COUNT] [--reps R]
+//
+// --threads sets GOMAXPROCS. The main goroutine is locked to its OS thread
+// and plays the part of the "outside" thread that the C and Rust programs
+// wait on: it starts each workload and blocks until it is done.
+//
+// Exit status: 0 on success, 1 if a workload produced a wrong result,
+// 2 on an unknown workload or bad arguments.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// yieldsPerTask is how many times each yield_many goroutine yields.
+const yieldsPerTask = 1000
+
+// fibMaxN is the largest fib argument whose call count 2*fib(n+1)-1 fits
+// in a uint64.
+const fibMaxN = 90
+
+// ---------------------------------------------------------------------------
+// Completion countdown
+// ---------------------------------------------------------------------------
+
+// countdown: goroutines decrement left; the one that takes it to zero closes
+// done, which the main goroutine is blocked on.
+type countdown struct {
+	left int64
+	done chan struct{}
+}
+
+func newCountdown(n int64) *countdown {
+	return &countdown{left: n, done: make(chan struct{})}
+}
+
+func (c *countdown) hit() {
+	if atomic.AddInt64(&c.left, -1) == 0 {
+		close(c.done)
+	}
+}
+
+func (c *countdown) wait() { <-c.done }
+
+// fail reports a failed correctness check and exits 1.
+func fail(bench, format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "wisp-bench-go: %s: verification failed: %s\n",
+		bench, fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
+
+// checkCountdown checks that every goroutine of a countdown workload ran
+// exactly once.
+func checkCountdown(bench string, c *countdown) {
+	if left := atomic.LoadInt64(&c.left); left != 0 {
+		fail(bench, "counter is %d, expected 0", left)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Workloads. Each returns the elapsed seconds of one repetition and verifies
+// its own result (exiting 1 on a mismatch).
+// ---------------------------------------------------------------------------
+
+// spawnEmpties starts n goroutines that each hit c once.
+func spawnEmpties(c *countdown, n uint64) {
+	for i := uint64(0); i < n; i++ {
+		go c.hit()
+	}
+}
+
+// 1. One root goroutine (inside the scheduler) starts n empty goroutines.
+func spawnManyLocal(n uint64) float64 {
+	c := newCountdown(int64(n))
+	start := time.Now()
+	go spawnEmpties(c, n)
+	c.wait()
+	secs := time.Since(start).Seconds()
+	checkCountdown("spawn_many_local", c)
+	return secs
+}
+
+// 2. The main goroutine, locked to its OS thread, starts n empty goroutines
+// itself: Go has no thread outside its scheduler, so this is the nearest
+// shape to spawning from outside the runtime.
+func spawnManyRemote(n uint64) float64 {
+	c := newCountdown(int64(n))
+	start := time.Now()
+	spawnEmpties(c, n)
+	c.wait()
+	secs := time.Since(start).Seconds()
+	checkCountdown("spawn_many_remote", c)
+	return secs
+}
+
+// 3. n goroutines, started by the main goroutine, each yield yieldsPerTask
+// times with runtime.Gosched.
+func yieldMany(n uint64) float64 {
+	c := newCountdown(int64(n))
+	start := time.Now()
+	for i := uint64(0); i < n; i++ {
+		go func() {
+			for j := 0; j < yieldsPerTask; j++ {
+				runtime.Gosched()
+			}
+			c.hit()
+		}()
+	}
+	c.wait()
+	secs := time.Since(start).Seconds()
+	checkCountdown("yield_many", c)
+	return secs
+}
+
+// pingPongSide is one side of ping_pong. Each message on a channel is one
+// bounce and carries the number of bounces made so far. The side that
+// receives the n-th bounce records it and closes its outgoing channel, which
+// releases the other side from its receive.
+func pingPongSide(in <-chan uint64, out chan<- uint64, first bool, n uint64,
+	final *uint64, c *countdown) {
+	if first {
+		out <- 1
+	}
+	for {
+		k, ok := <-in
+		if !ok {
+			break // the other side received the last bounce
+		}
+		if k >= n {
+			atomic.StoreUint64(final, k)
+			close(out)
+			break
+		}
+		out <- k + 1
+	}
+	c.hit()
+}
+
+// 4. Two goroutines bounce a counter through two unbuffered channels until
+// n handoffs have been made.
+func pingPong(n uint64) float64 {
+	c := newCountdown(2)
+	var final uint64
+	ab := make(chan uint64) // a -> b
+	ba := make(chan uint64) // b -> a
+	start := time.Now()
+	go pingPongSide(ba, ab, true, n, &final, c)
+	go pingPongSide(ab, ba, false, n, &final, c)
+	c.wait()
+	secs := time.Since(start).Seconds()
+	if got := atomic.LoadUint64(&final); got != n {
+		fail("ping_pong", "counter is %d, expected %d", got, n)
+	}
+	return secs
+}
+
+// chainLink is goroutine k of chained_spawn: it starts goroutine k-1 and
+// returns. Goroutine 1 is the n-th and last of the chain (k counts the hops
+// left, so reaching 1 proves all n links ran); it signals done.
+func chainLink(done chan<- struct{}, k uint64) {
+	if k <= 1 {
+		close(done)
+		return
+	}
+	go chainLink(done, k-1)
+}
+
+// 5. A chain of n goroutines, each starting the next.
+func chainedSpawn(n uint64) float64 {
+	done := make(chan struct{})
+	start := time.Now()
+	go chainLink(done, n)
+	<-done
+	return time.Since(start).Seconds()
+}
+
+// fib is recursive goroutine-parallel Fibonacci: every call with n >= 2
+// starts both children as goroutines and waits for both results.
+func fib(n uint64) uint64 {
+	if n < 2 {
+		return n
+	}
+	res := make(chan uint64, 2) // buffered: neither child blocks on send
+	go func() { res <- fib(n - 1) }()
+	go func() { res <- fib(n - 2) }()
+	return <-res + <-res
+}
+
+// fibIter is iterative Fibonacci, used for verification and the call count.
+func fibIter(n uint64) uint64 {
+	a, b := uint64(0), uint64(1)
+	for i := uint64(0); i < n; i++ {
+		a, b = b, a+b
+	}
+	return a
+}
+
+// fibCalls is the number of calls (= goroutines) in fib(n): 2*fib(n+1)-1.
+func fibCalls(n uint64) uint64 { return 2*fibIter(n+1) - 1 }
+
+// 6. fib(n) with one goroutine per call, the root call in a goroutine too.
+func fibBench(n uint64) float64 {
+	root := make(chan uint64, 1)
+	start := time.Now()
+	go func() { root <- fib(n) }()
+	got := <-root
+	secs := time.Since(start).Seconds()
+	if want := fibIter(n); got != want {
+		fail("fib", "fib(%d) = %d, expected %d", n, got, want)
+	}
+	return secs
+}
+
+// ---------------------------------------------------------------------------
+// Workload table and command line
+// ---------------------------------------------------------------------------
+
+type workload struct {
+	name     string
+	defaultN uint64
+	run      func(n uint64) float64
+	// ops is the number of operations per repetition (the ns_per_op divisor).
+	ops func(n uint64) uint64
+}
+
+func identity(n uint64) uint64 { return n }
+
+var workloads = []workload{
+	{"spawn_many_local", 1_000_000, spawnManyLocal, identity},
+	{"spawn_many_remote", 1_000_000, spawnManyRemote, identity},
+	{"yield_many", 200, yieldMany, func(n uint64) uint64 { return n * yieldsPerTask }},
+	{"ping_pong", 200_000, pingPong, identity},
+	{"chained_spawn", 1_000_000, chainedSpawn, identity},
+	{"fib", 30, fibBench, fibCalls},
+}
+
+func usageError(format string, args ...interface{}) {
+	names := make([]string, len(workloads))
+	for i, w := range workloads {
+		names[i] = w.name
+	}
+	fmt.Fprintf(os.Stderr, "wisp-bench-go: %s\n", fmt.Sprintf(format, args...))
+	fmt.Fprintln(os.Stderr, "usage: wisp-bench-go WORKLOAD [--threads N] [--n COUNT] [--reps R]")
+	fmt.Fprintf(os.Stderr, "workloads: %s\n", strings.Join(names, " "))
+	os.Exit(2)
+}
+
+// parsePositive parses a positive integer option value.
+func parsePositive(opt, value string, ok bool) uint64 {
+	if !ok {
+		usageError("%s needs a value", opt)
+	}
+	v, err := strconv.ParseUint(value, 10, 64)
+	if err != nil || v == 0 {
+		usageError("%s: expected a positive integer, got '%s'", opt, value)
+	}
+	return v
+}
+
+type options struct {
+	w       *workload
+	threads uint64
+	n       uint64
+	reps    uint64
+}
+
+func parseArgs(argv []string) options {
+	if len(argv) == 0 {
+		usageError("missing WORKLOAD")
+	}
+	var w *workload
+	for i := range workloads {
+		if workloads[i].name == argv[0] {
+			w = &workloads[i]
+		}
+	}
+	if w == nil {
+		usageError("unknown workload '%s'", argv[0])
+	}
+	o := options{w: w, threads: 2, n: w.defaultN, reps: 1}
+	for i := 1; i < len(argv); i++ {
+		arg := argv[i]
+		// Accept both "--opt VALUE" and "--opt=VALUE".
+		opt, value, ok := strings.Cut(arg, "=")
+		if !ok && i+1 < len(argv) {
+			i++
+			value, ok = argv[i], true
+		}
+		switch opt {
+		case "--threads":
+			o.threads = parsePositive(opt, value, ok)
+		case "--n":
+			o.n = parsePositive(opt, value, ok)
+		case "--reps":
+			o.reps = parsePositive(opt, value, ok)
+		default:
+			usageError("unknown argument '%s'", arg)
+		}
+	}
+	if w.name == "fib" && o.n > fibMaxN {
+		usageError("fib: --n must be at most %d", fibMaxN)
+	}
+	if o.n > 1<<62 || (w.name == "yield_many" && o.n > (1<<62)/yieldsPerTask) {
+		usageError("--n is too large")
+	}
+	if o.threads > 1<<20 {
+		usageError("--threads is too large")
+	}
+	return o
+}
+
+func main() {
+	// The main goroutine stays on the main OS thread: it is the "outside"
+	// spawner of spawn_many_remote and the waiter of every workload.
+	runtime.LockOSThread()
+
+	o := parseArgs(os.Args[1:])
+	runtime.GOMAXPROCS(int(o.threads))
+
+	ops := float64(o.w.ops(o.n))
+	for r := uint64(0); r < o.reps; r++ {
+		secs := o.w.run(o.n)
+		fmt.Printf("bench=%s impl=go threads=%d n=%d seconds=%.6f ns_per_op=%.1f\n",
+			o.w.name, o.threads, o.n, secs, secs*1e9/ops)
+	}
+}

@@ -1,0 +1,57 @@
+/* trace.h - scheduler tracing: per-worker rings of events, written out as
+ * Chrome Trace Event JSON (trace.c).
+ *
+ * Owns: struct trace_state (the rings, the clock calibration) hanging off
+ * the runtime, and the runtime's tracing flag.  A worker records into its
+ * own ring only; outside threads share one ring under a mutex.  When not
+ * recording, each event site costs one relaxed load of the flag; built with
+ * WISP_TRACING=OFF, nothing. */
+#ifndef WISP_TRACE_INTERNAL_H
+#define WISP_TRACE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#ifndef WISP_TRACING_ENABLED
+#define WISP_TRACING_ENABLED 1
+#endif
+
+struct wisp_runtime;
+struct worker;
+
+enum trace_type {
+    TRACE_POLL_BEGIN, /* a: task */
+    TRACE_POLL_END,   /* a: task, b: 1 ready / 0 pending */
+    TRACE_SPAWN,      /* a: task, b: target worker or -1 (injector) */
+    TRACE_WAKE,       /* a: task, b: target worker or -1 (injector) */
+    TRACE_STEAL,      /* a: victim worker, b: tasks taken */
+    TRACE_PARK,
+    TRACE_UNPARK,
+};
+
+void trace_record_slow(struct wisp_runtime *rt, struct worker *w, enum trace_type type,
+                       uint64_t a, int64_t b);
+
+/* Records an event from w (NULL: an outside thread) if rt is recording. */
+static inline void trace_event(struct wisp_runtime *rt, _Atomic bool *recording,
+                               struct worker *w, enum trace_type type, uint64_t a, int64_t b)
+{
+#if WISP_TRACING_ENABLED
+    /* relaxed: a hint; trace_record_slow acquires the rings. */
+    if (unlikely(atomic_load_explicit(recording, memory_order_relaxed)))
+        trace_record_slow(rt, w, type, a, b);
+#else
+    (void)rt, (void)recording, (void)w, (void)type, (void)a, (void)b;
+#endif
+}
+
+/* Runtime life cycle: created starts tracing if WISP_TRACE=path is set;
+ * flush (the workers joined) writes that file; destroy frees the rings. */
+void trace_runtime_created(struct wisp_runtime *rt);
+void trace_runtime_flush(struct wisp_runtime *rt);
+void trace_runtime_destroy(struct wisp_runtime *rt);
+
+#endif /* WISP_TRACE_INTERNAL_H */
