@@ -1,72 +1,224 @@
 #!/usr/bin/env bash
 # bench/report.sh - wisp's main job: sets up, builds, and runs every
-# workload of wisp-bench beside the same workload on Tokio's multi-thread
-# runtime, interleaved (wisp, tokio, wisp, tokio, ...) so machine drift hits
-# both, then prints a table of medians and wisp's time ratio to Tokio.
-#   bench/report.sh                 REPS=5 THREADS=2 by default
-#   REPS=9 THREADS=2 bench/report.sh
-# Build trees go to build-bench/.  A peer whose toolchain is missing is
-# skipped with a one-line reason.
+# workload of wisp-bench beside the same workload on each peer runtime that
+# can be built here (Tokio, Rayon, TBB, OpenMP, Go), interleaved (wisp, peer,
+# peer, ..., wisp, peer, ...) so machine drift hits all of them alike. Prints
+# a table of medians with wisp's time ratio to each peer, the cost of
+# metrics and tracing, the idle CPU and per-task memory, and writes a chart.
+#
+#   bench/report.sh [--quick] [--reps R] [--threads N]
+#
+# --quick: 3 repetitions at a quarter of each workload's size (under two
+# minutes once built). Output goes to build-bench/report/ (results.txt,
+# report.txt, report.svg). A peer whose toolchain is missing is skipped with
+# a one-line reason; a workload a peer cannot express shows as "-".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-REPS=${REPS:-5}
-THREADS=${THREADS:-2}
+REPS=5
+THREADS=2
+QUICK=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) QUICK=1; REPS=3 ;;
+    --reps) REPS=$2; shift ;;
+    --threads) THREADS=$2; shift ;;
+    *) echo "usage: bench/report.sh [--quick] [--reps R] [--threads N]" >&2; exit 2 ;;
+    esac
+    shift
+done
+
 BUILD=build-bench
+OUT=$BUILD/report
+log() { printf '%s\n' "$*" >&2; }
 
 tools/setup-debian.sh --bench
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWISP_BUILD_TESTS=OFF -DWISP_BUILD_BENCH=ON >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" >/dev/null
-wisp="$BUILD/bench/wisp-bench"
-bench/peers/tokio/build.sh "$BUILD/peers" || true
-tokio="$BUILD/peers/wisp-bench-tokio"
-[ -x "$tokio" ] || tokio=""
 
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
-workloads="spawn_many_local spawn_many_remote yield_many ping_pong chained_spawn fib"
-for w in $workloads; do
-    printf 'running %-18s' "$w" >&2
-    for ((r = 0; r < REPS; r++)); do
-        "$wisp" "$w" --threads "$THREADS" >>"$results"
-        [ -z "$tokio" ] || "$tokio" "$w" --threads "$THREADS" >>"$results"
-        printf '.' >&2
-    done
-    printf '\n' >&2
+# ---- builds: wisp as shipped, and two variants for the overhead figures ----
+build_wisp() { # dir, extra cmake args...
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DWISP_BUILD_TESTS=OFF -DWISP_BUILD_BENCH=ON \
+        "$@" >/dev/null
+    cmake --build "$dir" -j "$(nproc)" --target wisp-bench >/dev/null
+}
+log "building wisp (as shipped, without tracing, and without metrics or tracing)"
+build_wisp "$BUILD"
+build_wisp "$BUILD-notrace" -DWISP_TRACING=OFF
+build_wisp "$BUILD-bare" -DWISP_TRACING=OFF -DWISP_METRICS=OFF
+
+declare -A BIN
+BIN[wisp]=$BUILD/bench/wisp-bench
+IMPLS=(wisp)
+for peer in tokio rayon tbb openmp go; do
+    log "building peer: $peer"
+    bench/peers/$peer/build.sh "$BUILD/peers" >/dev/null 2>"$BUILD/peers-$peer.log" || true
+    grep -h '^skip' "$BUILD/peers-$peer.log" >&2 || true
+    if [ -x "$BUILD/peers/wisp-bench-$peer" ]; then
+        BIN[$peer]=$BUILD/peers/wisp-bench-$peer
+        IMPLS+=("$peer")
+    elif ! grep -q '^skip' "$BUILD/peers-$peer.log"; then
+        log "skip $peer: build failed (see $BUILD/peers-$peer.log)"
+    fi
 done
-printf 'running idle_cpu and task_memory\n' >&2
-"$wisp" idle_cpu --threads "$THREADS" --n 2 >>"$results"
-"$wisp" task_memory --threads "$THREADS" >>"$results"
 
-echo
-echo "wisp vs Tokio, $THREADS workers, median of $REPS runs (ns per operation; ratio = wisp/tokio, target <= 0.50)"
-awk '
-function field(name,   i, kv) {
-    for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == name) return kv[2] }
+mkdir -p "$OUT"
+results=$OUT/results.txt
+: >"$results"
+
+WORKLOADS=(spawn_many_local spawn_many_remote yield_many ping_pong chained_spawn fib)
+declare -A SIZE=([spawn_many_local]=1000000 [spawn_many_remote]=1000000 [yield_many]=200
+    [ping_pong]=200000 [chained_spawn]=1000000 [fib]=30)
+if [ "$QUICK" = 1 ]; then
+    SIZE=([spawn_many_local]=250000 [spawn_many_remote]=250000 [yield_many]=50
+        [ping_pong]=50000 [chained_spawn]=250000 [fib]=26)
+fi
+
+# One run: appends its line, or an "na" line when the peer cannot express
+# the workload (exit 3).
+run_one() { # impl workload binary [extra args]
+    local impl=$1 w=$2 bin=$3
+    shift 3
+    local rc=0
+    "$bin" "$w" --threads "$THREADS" --n "${SIZE[$w]}" "$@" >>"$results" 2>>"$OUT/stderr.txt" || rc=$?
+    if [ "$rc" = 3 ]; then
+        echo "na bench=$w impl=$impl" >>"$results"
+    elif [ "$rc" != 0 ]; then
+        log "  $impl $w failed (exit $rc; see $OUT/stderr.txt)"
+    fi
+    return 0
+}
+
+total=$((${#WORKLOADS[@]} * REPS * ${#IMPLS[@]}))
+done_runs=0
+start=$(date +%s)
+declare -A NA
+for w in "${WORKLOADS[@]}"; do
+    for ((r = 1; r <= REPS; r++)); do
+        for impl in "${IMPLS[@]}"; do
+            [ -z "${NA[$impl.$w]:-}" ] || { done_runs=$((done_runs + 1)); continue; }
+            printf '\r[%3d/%3d] %-18s %-7s rep %d/%d  (%ds) ' $((done_runs + 1)) "$total" "$w" \
+                "$impl" "$r" "$REPS" $(($(date +%s) - start)) >&2
+            run_one "$impl" "$w" "${BIN[$impl]}"
+            grep -q "^na bench=$w impl=$impl\$" "$results" && NA[$impl.$w]=1
+            done_runs=$((done_runs + 1))
+        done
+    done
+done
+printf '\r%60s\r' '' >&2
+
+# ---- the cost of metrics and tracing: four wisp variants, interleaved ----
+log "measuring the cost of metrics and tracing"
+overhead=$OUT/overhead.txt
+: >"$overhead"
+# Differences of a few percent need many samples: 2*REPS processes per
+# variant, 3 runs each, interleaved.
+for w in spawn_many_local ping_pong; do
+    for ((r = 1; r <= 2 * REPS; r++)); do
+        printf '\r  %-18s round %d/%d ' "$w" "$r" $((2 * REPS)) >&2
+        "$BUILD-bare/bench/wisp-bench" "$w" --threads "$THREADS" --n "${SIZE[$w]}" --reps 3 |
+            sed 's/impl=wisp/impl=bare/' >>"$overhead"
+        "$BUILD-notrace/bench/wisp-bench" "$w" --threads "$THREADS" --n "${SIZE[$w]}" --reps 3 |
+            sed 's/impl=wisp/impl=metrics/' >>"$overhead"
+        "$BUILD/bench/wisp-bench" "$w" --threads "$THREADS" --n "${SIZE[$w]}" --reps 3 |
+            sed 's/impl=wisp/impl=tracing_off/' >>"$overhead"
+        "$BUILD/bench/wisp-bench" "$w" --threads "$THREADS" --n "${SIZE[$w]}" --reps 3 \
+            --trace "$OUT/trace-$w.json" | sed 's/impl=wisp/impl=tracing_on/' >>"$overhead"
+    done
+done
+printf '\r%60s\r' '' >&2
+
+log "measuring idle CPU and task memory"
+resources=$OUT/resources.txt
+"${BIN[wisp]}" idle_cpu --threads "$THREADS" --n 2 >"$resources"
+"${BIN[wisp]}" task_memory --threads "$THREADS" >>"$resources"
+
+# ---- the report -------------------------------------------------------------
+AWK_LIB='
+function field(line, name,   i, n, kv, parts) {
+    n = split(line, parts, " ")
+    for (i = 1; i <= n; i++) { split(parts[i], kv, "="); if (kv[1] == name) return kv[2] }
     return ""
 }
-function median(key,   n, i, j, t, a) {
-    n = split(vals[key], a, " ")
+function median(list,   n, i, j, t, a) {
+    n = split(list, a, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    if (n == 0) return ""
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+}'
+
 {
-    b = field("bench"); impl = field("impl")
-    if (field("ns_per_op") != "") { key = b SUBSEP impl; vals[key] = vals[key] " " field("ns_per_op"); seen[b] = 1
-        if (!(b in order)) { order[b] = ++nb; names[nb] = b } }
-    if (b == "idle_cpu") idle = field("cpu_ms_per_s")
-    if (b == "task_memory") mem = field("overhead_bytes_per_task")
-}
+    echo "wisp-bench report: $THREADS workers, median of $REPS runs, ns per operation (lower is better)"
+    echo "ratio = wisp time / peer time (< 1: wisp is faster); '-': the peer cannot express it"
+    echo
+    awk -v impls="${IMPLS[*]}" "$AWK_LIB"'
+    /^bench=/ { b = field($0, "bench"); im = field($0, "impl"); v = field($0, "ns_per_op")
+                vals[b, im] = vals[b, im] " " v; if (!(b in seen)) { seen[b] = 1; order[++nb] = b } }
+    END {
+        ni = split(impls, I, " ")
+        printf "%-18s", "workload"
+        for (i = 1; i <= ni; i++) printf " %10s", I[i]
+        for (i = 2; i <= ni; i++) printf " %11s", "vs " I[i]
+        printf "\n"
+        for (k = 1; k <= nb; k++) {
+            b = order[k]; printf "%-18s", b
+            for (i = 1; i <= ni; i++) { m[i] = median(vals[b, I[i]]); printf " %10s", m[i] == "" ? "-" : sprintf("%.1f", m[i]) }
+            for (i = 2; i <= ni; i++) printf " %11s", (m[1] == "" || m[i] == "") ? "-" : sprintf("%.2f", m[1] / m[i])
+            printf "\n"
+        }
+    }' "$results"
+    echo
+    echo "cost of metrics and tracing (wisp, median ns per operation):"
+    awk "$AWK_LIB"'
+    { b = field($0, "bench"); im = field($0, "impl"); vals[b, im] = vals[b, im] " " field($0, "ns_per_op"); B[b] = 1 }
+    END {
+        printf "%-18s %9s %9s %12s %11s   %s\n", "workload", "bare", "metrics", "tracing off", "tracing on", "metrics cost / tracing off cost / tracing on ratio"
+        for (b in B) {
+            bare = median(vals[b, "bare"]); met = median(vals[b, "metrics"]); off = median(vals[b, "tracing_off"]); on = median(vals[b, "tracing_on"])
+            printf "%-18s %9.1f %9.1f %12.1f %11.1f   %+.1f%% / %+.1f%% / %.2fx\n", b, bare, met, off, on,
+                (met / bare - 1) * 100, (off / met - 1) * 100, on / off
+        }
+    }' "$overhead"
+    echo "(targets: metrics < 3% slower; tracing off: no measurable difference; tracing on <= 2x on spawn_many_local)"
+    echo
+    awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "=");
+             if (kv[1] == "cpu_ms_per_s") printf "idle %s-worker runtime: %s ms of CPU per second (target < 5)\n", "'"$THREADS"'", kv[2];
+             if (kv[1] == "overhead_bytes_per_task") printf "empty task: %s bytes of runtime memory (target <= 64)\n", kv[2] } }' "$resources"
+} | tee "$OUT/report.txt"
+
+# ---- the chart: one group of bars per workload, one colour per runtime ----
+awk -v impls="${IMPLS[*]}" -v threads="$THREADS" -v reps="$REPS" "$AWK_LIB"'
+/^bench=/ { b = field($0, "bench"); im = field($0, "impl"); vals[b, im] = vals[b, im] " " field($0, "ns_per_op")
+            if (!(b in seen)) { seen[b] = 1; order[++nb] = b } }
 END {
-    printf "%-18s %12s %12s %8s %s\n", "workload", "wisp ns/op", "tokio ns/op", "ratio", "target"
-    for (i = 1; i <= nb; i++) {
-        b = names[i]; ws = median(b SUBSEP "wisp")
-        if ((b SUBSEP "tokio") in vals) {
-            tk = median(b SUBSEP "tokio"); ratio = ws / tk
-            printf "%-18s %12.1f %12.1f %8.2f %s\n", b, ws, tk, ratio, ratio <= 0.5 ? "met" : "MISSED"
-        } else
-            printf "%-18s %12.1f %12s %8s %s\n", b, ws, "-", "-", "(no tokio)"
+    ni = split(impls, I, " ")
+    split("#d9480f #1c7ed6 #2f9e44 #ae3ec9 #f59f00 #0ca678", C, " ")
+    bw = 16; gap = 34; gw = ni * bw + gap; left = 60; top = 60; h = 260
+    W = left + nb * gw + 40; H = top + h + 110
+    printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", W, H
+    printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+    printf "<text x=\"%d\" y=\"22\" font-size=\"15\" font-weight=\"bold\">wisp and peers: time per operation, %d workers (median of %d; each group scaled to its slowest)</text>\n", left, threads, reps
+    printf "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", left - 5, top + h, W - 20, top + h
+    for (k = 1; k <= nb; k++) {
+        b = order[k]; max = 0
+        for (i = 1; i <= ni; i++) { m[i] = median(vals[b, I[i]]); if (m[i] != "" && m[i] + 0 > max) max = m[i] + 0 }
+        x0 = left + (k - 1) * gw
+        for (i = 1; i <= ni; i++) {
+            if (m[i] == "" || max == 0) continue
+            bh = h * m[i] / max; x = x0 + (i - 1) * bw; y = top + h - bh
+            printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>%s %s: %.1f ns/op</title></rect>\n", x, y, bw - 2, bh, C[i], b, I[i], m[i]
+            printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"8\" transform=\"rotate(-90 %.1f %.1f)\">%.0f</text>\n", x + bw / 2 + 3, y - 3, x + bw / 2 + 3, y - 3, m[i]
+        }
+        printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x0 + ni * bw / 2, top + h + 16, b
     }
-    printf "\nidle runtime CPU: %s ms per second (target < 5)\n", idle
-    printf "empty task memory: %s bytes per task (target <= 64)\n", mem
-}' "$results"
+    for (i = 1; i <= ni; i++) {
+        lx = left + (i - 1) * 90; ly = top + h + 50
+        printf "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n", lx, ly, C[i], lx + 16, ly + 10, I[i]
+    }
+    printf "<text x=\"%d\" y=\"%d\" fill=\"#555\">bar labels: ns per operation; lower is better</text>\n", left, top + h + 90
+    printf "</svg>\n"
+}' "$results" >"$OUT/report.svg"
+
+log ""
+log "report: $OUT/report.txt   chart: $OUT/report.svg   raw lines: $results"
+log "finished in $(($(date +%s) - start))s of runs"

@@ -21,20 +21,8 @@ static void read_worker(struct worker *w, wisp_worker_metrics_t *out)
 {
     struct worker_metrics *m = &w->metrics;
     /* relaxed: counters are monotonic statistics, not synchronisation. */
-#define READ(f) out->f = atomic_load_explicit(&m->f, memory_order_relaxed)
-    READ(polls);
-    READ(spawns);
-    READ(wakes);
-    READ(steal_attempts);
-    READ(steals);
-    READ(tasks_stolen);
-    READ(injector_pops);
-    READ(overflows);
-    READ(parks);
-    READ(unparks);
-    READ(busy_ns);
-    READ(completed);
-    READ(cancelled);
+#define READ(f) out->f = atomic_load_explicit(&m->published.f, memory_order_relaxed);
+    WORKER_COUNTERS(READ)
 #undef READ
 }
 

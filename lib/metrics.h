@@ -2,10 +2,12 @@
  *
  * Owns: struct worker_metrics (one per worker, inside struct worker, on
  * lines of its own) and struct outside_metrics (the runtime's counters for
- * work done on outside threads).  A worker's counters are written only by
- * that worker, with a relaxed load and store (no read-modify-write, no
- * shared line on the hot path), and read relaxed by wisp_runtime_metrics.
- * Built with WISP_METRICS=OFF, every METRIC_* is nothing. */
+ * work done on outside threads).  A worker counts in plain fields that only
+ * it touches (an add to memory, nothing the compiler must keep in order),
+ * and publishes them to atomic copies that wisp_runtime_metrics reads:
+ * every FAIRNESS_TICKS tasks, before it parks, and when it exits.  So a
+ * reader sees counts at most that many tasks old, and exact ones once the
+ * workers are idle.  Built with WISP_METRICS=OFF, every METRIC_* is nothing. */
 #ifndef WISP_METRICS_INTERNAL_H
 #define WISP_METRICS_INTERNAL_H
 
@@ -18,11 +20,33 @@
 #define WISP_METRICS_ENABLED 1
 #endif
 
+#define WORKER_COUNTERS(X)                                                                        \
+    X(polls) X(spawns) X(wakes) X(steal_attempts) X(steals) X(tasks_stolen) X(injector_pops)   \
+    X(overflows) X(parks) X(unparks) X(busy_ns) X(completed) X(cancelled)
+
 struct worker_metrics {
-    _Atomic uint64_t polls, spawns, wakes, steal_attempts, steals, tasks_stolen, injector_pops,
-        overflows, parks, unparks, busy_ns, completed, cancelled;
-    uint64_t busy_since; /* owner only: when it last unparked */
+#define PLAIN(f) uint64_t f;
+    WORKER_COUNTERS(PLAIN) /* the owner's running counts */
+#undef PLAIN
+    uint64_t busy_since;   /* when it last unparked */
+    struct {
+#define SHARED(f) _Atomic uint64_t f;
+        WORKER_COUNTERS(SHARED) /* published for readers */
+#undef SHARED
+    } published;
 };
+
+/* Owner only: copies the running counts for readers. */
+static inline void metrics_publish(struct worker_metrics *m)
+{
+    (void)m;
+#if WISP_METRICS_ENABLED
+    /* relaxed: statistics; readers need no ordering with anything else. */
+#define PUBLISH(f) atomic_store_explicit(&m->published.f, m->f, memory_order_relaxed);
+    WORKER_COUNTERS(PUBLISH)
+#undef PUBLISH
+#endif
+}
 
 /* Tasks closed on outside threads: rare paths (abort, shutdown).  Tasks
  * only complete on workers. */
@@ -31,12 +55,8 @@ struct outside_metrics {
 };
 
 #if WISP_METRICS_ENABLED
-/* relaxed load and store: only the owner writes; readers tolerate a value
- * one update behind. */
-#define METRIC_ADD(m, field, n)                                                                   \
-    atomic_store_explicit(&(m)->field,                                                            \
-                          atomic_load_explicit(&(m)->field, memory_order_relaxed) + (uint64_t)(n), \
-                          memory_order_relaxed)
+/* A plain add: only the owner touches the running counts. */
+#define METRIC_ADD(m, field, n) ((m)->field += (uint64_t)(n))
 /* relaxed fetch_add: several outside threads may count at once. */
 #define METRIC_ADD_SHARED(m, field, n)                                                            \
     atomic_fetch_add_explicit(&(m)->field, (uint64_t)(n), memory_order_relaxed)

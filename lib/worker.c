@@ -320,6 +320,7 @@ static struct wisp_task *worker_next_task(struct worker *w)
 {
     struct wisp_task *t;
     if (++w->tick % FAIRNESS_TICKS == 0) {
+        metrics_publish(&w->metrics);
         worker_flush_deferred(w);
         if ((t = worker_pop_injector(w)))
             return t;
@@ -379,6 +380,7 @@ static void worker_count_busy(struct worker *w, bool parking)
     if (parking) {
         METRIC_ADD(&w->metrics, busy_ns, now - w->metrics.busy_since);
         METRIC_ADD(&w->metrics, parks, 1);
+        metrics_publish(&w->metrics); /* exact while we sleep */
     } else {
         w->metrics.busy_since = now;
         METRIC_ADD(&w->metrics, unparks, 1);
@@ -428,7 +430,6 @@ void *worker_main(void *arg)
         }
         worker_after_poll(w);
     }
-    worker_count_busy(w, true);
     current_worker = NULL;
     task_cache_drain(&w->cache);
     return NULL;

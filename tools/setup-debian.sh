@@ -2,12 +2,13 @@
 # tools/setup-debian.sh - installs what wisp needs to build, test and
 # benchmark on Debian 12, with apt-get (through sudo when not root).
 #   tools/setup-debian.sh          build + test dependencies
-#   tools/setup-debian.sh --bench  also the peers' toolchains (cargo, tokio)
+#   tools/setup-debian.sh --bench  also the peers' toolchains (Rust crates,
+#                                  TBB, Go)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libjemalloc-dev check clang)
 if [ "${1:-}" = "--bench" ]; then
-    packages+=(cargo librust-tokio-dev)
+    packages+=(cargo librust-tokio-dev librust-rayon-dev libtbb-dev g++ golang-go)
 fi
 
 sudo=""
