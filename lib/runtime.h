@@ -69,9 +69,14 @@ struct wisp_runtime {
     pthread_mutex_t trace_lock;
 };
 
-/* Records a scheduling event if tracing is on (trace.h). */
-#define TRACE(rt, w, type, a, b) \
-    trace_event((rt), &(rt)->tracing, (w), (type), (uint64_t)(a), (int64_t)(b))
+/* A scheduling event: a USDT probe, and a trace record if tracing is on
+ * (trace.h).  w is the recording worker, NULL on an outside thread. */
+#define TRACE(rt, w, type, a, b)                                                                  \
+    do {                                                                                          \
+        struct worker *trace_w_ = (w);                                                            \
+        trace_usdt((type), trace_w_ ? (int)trace_w_->index : -1, (uint64_t)(a), (int64_t)(b));    \
+        trace_event((rt), &(rt)->tracing, trace_w_, (type), (uint64_t)(a), (int64_t)(b));         \
+    } while (0)
 
 /* Internal constructor: deque_capacity 0 means the default (tests use tiny
  * deques to force wraparound and overflow). */

@@ -5,7 +5,10 @@
  * the runtime, and the runtime's tracing flag.  A worker records into its
  * own ring only; outside threads share one ring under a mutex.  When not
  * recording, each event site costs one relaxed load of the flag; built with
- * WISP_TRACING=OFF, nothing. */
+ * WISP_TRACING=OFF, nothing.  Where sys/sdt.h is available each site is also
+ * a USDT probe (provider wisp: poll_begin, poll_end, spawn, wake, steal,
+ * park, unpark; arguments: worker index or -1, then the event's two
+ * values), a nop until perf or bpftrace attaches. */
 #ifndef WISP_TRACE_INTERNAL_H
 #define WISP_TRACE_INTERNAL_H
 
@@ -34,6 +37,28 @@ enum trace_type {
 
 void trace_record_slow(struct wisp_runtime *rt, struct worker *w, enum trace_type type,
                        uint64_t a, int64_t b);
+
+#if WISP_HAVE_SDT
+#include <sys/sdt.h>
+/* type is a constant at every call site, so one probe remains per site. */
+static inline void trace_usdt(enum trace_type type, int worker, uint64_t a, int64_t b)
+{
+    switch (type) {
+    case TRACE_POLL_BEGIN: DTRACE_PROBE2(wisp, poll_begin, worker, a); break;
+    case TRACE_POLL_END: DTRACE_PROBE3(wisp, poll_end, worker, a, b); break;
+    case TRACE_SPAWN: DTRACE_PROBE3(wisp, spawn, worker, a, b); break;
+    case TRACE_WAKE: DTRACE_PROBE3(wisp, wake, worker, a, b); break;
+    case TRACE_STEAL: DTRACE_PROBE3(wisp, steal, worker, a, b); break;
+    case TRACE_PARK: DTRACE_PROBE1(wisp, park, worker); break;
+    case TRACE_UNPARK: DTRACE_PROBE1(wisp, unpark, worker); break;
+    }
+}
+#else
+static inline void trace_usdt(enum trace_type type, int worker, uint64_t a, int64_t b)
+{
+    (void)type, (void)worker, (void)a, (void)b;
+}
+#endif
 
 /* Records an event from w (NULL: an outside thread) if rt is recording. */
 static inline void trace_event(struct wisp_runtime *rt, _Atomic bool *recording,

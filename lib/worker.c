@@ -14,11 +14,13 @@
  * check), one takes it, where the deque would need three atomic operations.
  * A task either slot displaces goes onto the deque.
  *
- * Order of work: the injector first every FAIRNESS_TICKS tasks, so outside
- * work never starves; the slot (at most MAX_SLOT_RUNS times in a row); the
- * deque (LIFO, for cache locality); the injector; tasks that woke themselves
- * (wisp_yield), which wait on a deferred list behind the work that is ready
- * now; then stealing; then a bounded spin; then parking. */
+ * Order of work: every FAIRNESS_TICKS tasks the injector first, then the
+ * deque, so neither outside work nor local work starves behind a chain of
+ * tasks running through the slots; otherwise the LIFO slot (at most
+ * MAX_SLOT_RUNS times in a row), the spawn slot, the deque (LIFO, for cache
+ * locality), the injector; tasks that woke themselves (wisp_yield), which
+ * wait on a deferred list behind the work that is ready now; then stealing;
+ * then a bounded spin; then parking. */
 #include <stdlib.h>
 #include <time.h>
 
@@ -322,7 +324,11 @@ static struct wisp_task *worker_next_task(struct worker *w)
     if (++w->tick % FAIRNESS_TICKS == 0) {
         metrics_publish(&w->metrics);
         worker_flush_deferred(w);
-        if ((t = worker_pop_injector(w)))
+        /* The deque's turn too: a chain of tasks running through the slots
+         * (each waking or spawning the next) would otherwise keep what waits
+         * on the deque from ever running.  Its bottom, not its top, so a
+         * fork-join tree keeps its depth-first order. */
+        if ((t = worker_pop_injector(w)) || (t = deque_pop(&w->deque)))
             return t;
     }
     if ((t = w->next)) {

@@ -445,6 +445,40 @@ START_TEST(injector_not_starved_by_local_work)
 }
 END_TEST
 
+/* A task queued on the deque behind a chain that runs through the spawn
+ * slot (each link spawns the next) must still get its turn.  The parent
+ * spawns the setter, then the first link: the link displaces the setter
+ * from the spawn slot onto the deque. */
+struct chain_parent {
+    wisp_runtime_t *rt;
+    _Atomic long *stop;
+};
+
+static wisp_poll_t chain_parent_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    (void)out;
+    struct chain_parent *p = f;
+    struct hog h = { p->rt, p->stop };
+    ck_assert_int_eq(wisp_spawn(p->rt, setter_poll, &p->stop, sizeof(p->stop), NULL, NULL), 0);
+    ck_assert_int_eq(wisp_spawn(p->rt, hog_poll, &h, sizeof(h), NULL, NULL), 0);
+    return WISP_READY;
+}
+
+START_TEST(deque_not_starved_by_spawn_chain)
+{
+    wisp_runtime_t *rt = rt_new(1);
+    for (int round = 0; round < 20; round++) {
+        _Atomic long stop = 0;
+        struct chain_parent p = { rt, &stop };
+        ck_assert_int_eq(wisp_spawn(rt, chain_parent_poll, &p, sizeof(p), NULL, NULL), 0);
+        wait_for(&stop, 1, 30); /* hangs if the deque starves */
+        usleep(1000); /* the chain's last link sees stop and ends */
+    }
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
 /* ---- a wake on a worker queues the task on that worker --------------------- */
 
 struct partner {
@@ -600,6 +634,7 @@ int main(void)
     tcase_add_test(tc, many_outside_spawners);
     tcase_add_test(tc, yield_does_not_starve);
     tcase_add_test(tc, injector_not_starved_by_local_work);
+    tcase_add_test(tc, deque_not_starved_by_spawn_chain);
     tcase_add_test(tc, wake_on_worker_runs_there);
     tcase_add_test(tc, lifo_slot_does_not_starve);
     tcase_add_test(tc, capacity_4_deques);
