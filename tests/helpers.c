@@ -77,6 +77,7 @@ int run_suite(Suite *s)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -139,4 +140,29 @@ int process_threads(void)
     if (f)
         fclose(f);
     return n;
+}
+
+uint64_t rng_next(uint64_t *state)
+{
+    uint64_t x = *state; /* xorshift64 */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+void fail_later(struct failure *f, const char *fmt, ...)
+{
+    if (atomic_fetch_add(&f->count, 1) != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
+    va_end(ap);
+}
+
+void check_no_failure(struct failure *f)
+{
+    int n = atomic_load(&f->count);
+    ck_assert_msg(n == 0, "%d failure(s) in worker threads, first: %s", n, f->msg);
 }

@@ -67,5 +67,18 @@ struct signal_future {
 wisp_poll_t signal_future_poll(void *f, wisp_context_t *cx, void **out);
 void signal_future_drop(void *f);
 
+/* A small xorshift64 generator for test threads. */
+uint64_t rng_next(uint64_t *state);
+
+/* Worker threads must not call ck_assert (Check's failure path is not
+ * thread-safe): they record the first failure and the test thread reports
+ * it after joining them, with check_no_failure. */
+struct failure {
+    _Atomic int count;
+    char msg[200];
+};
+void fail_later(struct failure *f, const char *fmt, ...);
+void check_no_failure(struct failure *f);
+
 /* Threads: count the calling process's threads (from /proc). */
 int process_threads(void);

@@ -78,33 +78,6 @@ static void check_chain(const struct wisp_task *chain, size_t first, size_t n)
     REQUIRE_MSG(t == NULL, "chain of %zu does not end in NULL (next is task %ld)", n, task_index(t));
 }
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s; /* xorshift64 */
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-/* Worker threads must not call ck_assert (Check's failure path is not
- * thread-safe): they record the first failure and the test thread reports
- * it after joining them. */
-struct failure {
-    _Atomic int count;
-    char msg[200];
-};
-
-static void fail_later(struct failure *f, const char *fmt, ...)
-{
-    if (atomic_fetch_add(&f->count, 1) != 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
-    va_end(ap);
-}
-
 /* ---- 1. FIFO and batches -------------------------------------------------- */
 
 START_TEST(test_empty)
