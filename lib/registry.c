@@ -18,8 +18,6 @@
 #include "runtime.h"
 #include "task.h"
 
-#define OUTSIDE_SHARDS 4u
-
 struct registry_shard {
     _Alignas(WISP_CACHE_LINE) pthread_mutex_t lock;
     struct wisp_task head; /* sentinel: only its link fields are used */
@@ -28,7 +26,7 @@ struct registry_shard {
 
 int registry_init(struct registry *r, unsigned nworkers)
 {
-    unsigned n = nworkers + OUTSIDE_SHARDS;
+    unsigned n = nworkers;
     if (n > TASK_SHARD_MAX + 1)
         n = TASK_SHARD_MAX + 1;
     r->shards = aligned_alloc(_Alignof(struct registry_shard), n * sizeof(*r->shards));
@@ -47,7 +45,6 @@ int registry_init(struct registry *r, unsigned nworkers)
         s->count = 0;
     }
     r->nshards = n;
-    r->nworkers = nworkers;
     return 0;
 }
 
@@ -58,19 +55,9 @@ void registry_destroy(struct registry *r)
     free(r->shards);
 }
 
-unsigned registry_shard_for_caller(struct registry *r)
+unsigned registry_shard_of_worker(struct registry *r, unsigned worker_index)
 {
-    static _Atomic unsigned next_outside;
-    static WISP_TLS unsigned outside_slot; /* 0: not chosen yet */
-    struct worker *w = worker_current();
-    if (w && w->rt->registry.shards == r->shards)
-        return w->index % r->nshards;
-    if (!outside_slot)
-        /* relaxed: only spreads threads over shards. */
-        outside_slot = 1 + atomic_fetch_add_explicit(&next_outside, 1, memory_order_relaxed);
-    unsigned outside = r->nshards > r->nworkers ? r->nshards - r->nworkers : r->nshards;
-    unsigned base = r->nshards > r->nworkers ? r->nworkers : 0;
-    return base + outside_slot % outside;
+    return worker_index % r->nshards;
 }
 
 static void link_task(struct registry_shard *s, struct wisp_task *t)

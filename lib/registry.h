@@ -17,17 +17,15 @@ struct registry_shard;
 
 struct registry {
     struct registry_shard *shards;
-    unsigned nshards;
-    unsigned nworkers; /* shards [0, nworkers) belong to workers */
+    unsigned nshards; /* one per worker (up to the state word's shard bits) */
 };
 
 int registry_init(struct registry *r, unsigned nworkers);
 void registry_destroy(struct registry *r);
 
-/* The shard a task listed by the calling thread goes to: the caller's own
- * when it is a worker (its lock then stays in its cache), else one of the
- * outside shards. */
-unsigned registry_shard_for_caller(struct registry *r);
+/* The shard a worker lists its tasks in: its own, so the lock and its
+ * cache line usually stay with that worker. */
+unsigned registry_shard_of_worker(struct registry *r, unsigned worker_index);
 
 /* Lists t; called by workers only, which shutdown joins before it walks
  * the lists. */

@@ -129,9 +129,6 @@ static void task_drop_future(struct wisp_task *t)
         t->kind->drop(task_future(t));
 }
 
-/* The owner of the future (RUNNING holder), after dropping it, publishes
- * the outcome and releases owned_refs references (plus the registry's if it
- * is the one to unlist the task).  completed is ignored once CLOSED. */
 /* Metrics: where a task ended.  On a worker of its runtime (the only place
  * a task completes), after the fact; elsewhere (always a close) before the
  * task is unlisted, after which the runtime may be freed. */
@@ -144,6 +141,9 @@ static struct worker *task_count_end(struct wisp_task *t)
     return NULL;
 }
 
+/* The owner of the future (RUNNING holder), after dropping it, publishes
+ * the outcome and releases owned_refs references (plus the registry's if it
+ * is the one to unlist the task).  completed is ignored once CLOSED. */
 static void task_finish(struct wisp_task *t, bool completed, void *output, uint64_t owned_refs)
 {
     struct worker *w = task_count_end(t);
@@ -253,7 +253,7 @@ void task_wake(struct wisp_task *t)
 static void task_register(struct wisp_task *t)
 {
     struct registry *reg = &t->kind->rt->registry;
-    unsigned shard = registry_shard_for_caller(reg);
+    unsigned shard = registry_shard_of_worker(reg, worker_current()->index);
     registry_insert(reg, t, shard);
     /* relaxed: only the owner (us) reads REGISTERED before the poll-end
      * CAS, which publishes it with release. */
