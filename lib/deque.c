@@ -13,7 +13,8 @@
  *
  * The paper's standalone fences are replaced by operations ThreadSanitizer
  * understands: push publishes bottom with a release store (deque_publish
- * adds the seq_cst step park.c needs before a wakeup check), take pairs its bottom
+ * adds the seq_cst step park.c needs where a wakeup check follows a push;
+ * worker.c says where it skips it), take pairs its bottom
  * store with a seq_cst load of top, and steal reads top and bottom seq_cst.
  * Those seq_cst accesses give exactly the store-load order the fences gave.
  */

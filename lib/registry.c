@@ -87,7 +87,8 @@ void registry_insert(struct registry *r, struct wisp_task *t, unsigned shard)
 
 static struct registry_shard *shard_of(struct registry *r, struct wisp_task *t)
 {
-    /* relaxed: the shard bits never change after spawn. */
+    /* relaxed: the shard bits are set once, by the worker that listed the
+     * task, before anyone can unlist it (ordered by REGISTERED's release). */
     uint64_t state = atomic_load_explicit(&t->state, memory_order_relaxed);
     return &r->shards[task_shard(state)];
 }

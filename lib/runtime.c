@@ -181,10 +181,17 @@ int wisp_runtime_free(wisp_runtime_t *rt)
     struct worker *self = worker_current();
     if (self && self->rt == rt)
         return -EDEADLK;
+    /* A second free (e.g. from a drop function shutdown runs). */
+    if (runtime_is_shutdown(rt))
+        return -EINVAL;
+    /* Inside a drop function this thread runs for one of rt's tasks (an
+     * abort, a wake that lost to shutdown): freeing would wait for it. */
+    if (task_closing_runtime() == rt)
+        return -EDEADLK;
     bool expected = false;
-    /* A second free (e.g. from a drop function shutdown runs) is refused.
-     * seq_cst: pairs with the workers' acquire loads and the parking
-     * workers' last check (park.c). */
+    /* Of two frees racing, one wins.  seq_cst: pairs with the workers'
+     * acquire loads, the parking workers' last check (park.c) and the
+     * outside threads' check in runtime_outside_enter. */
     if (!atomic_compare_exchange_strong_explicit(&rt->shutdown, &expected, true,
                                                  memory_order_seq_cst, memory_order_relaxed))
         return -EINVAL;
@@ -193,8 +200,9 @@ int wisp_runtime_free(wisp_runtime_t *rt)
     for (unsigned i = 0; i < rt->nworkers; i++)
         worker_close_queued(rt->workers[i]);
     registry_close_all(&rt->registry);
-    /* acquire: pairs with schedule_outside's release decrement. */
-    while (atomic_load_explicit(&rt->outside_inflight, memory_order_acquire))
+    /* seq_cst (acquire at least): pairs with runtime_outside_enter's
+     * seq_cst increment and runtime_outside_exit's release decrement. */
+    while (atomic_load_explicit(&rt->outside_inflight, memory_order_seq_cst))
         sched_yield();
     trace_runtime_flush(rt);
     runtime_destroy(rt, 4);

@@ -85,6 +85,11 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
 
 /* worker.c */
 struct worker *worker_current(void);
+/* Outside threads that use rt (spawning, queueing a woken task) bracket it
+ * with these; wisp_runtime_free waits until none is inside.  enter returns
+ * false, and counts nothing, on one of rt's own workers. */
+bool runtime_outside_enter(struct wisp_runtime *rt);
+void runtime_outside_exit(struct wisp_runtime *rt);
 void *worker_main(void *arg);
 /* Queues t, which carries its run reference, and wakes an idle worker if
  * none is searching.  On one of rt's workers a spawn goes into the worker's

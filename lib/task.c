@@ -106,15 +106,16 @@ static wisp_poll_t task_register_awaiter(struct wisp_task *t, const wisp_waker_t
     else
         wisp_waker_set(&t->awaiter, w);
     s |= TASK_LOCKED;
-    /* release: publishes the slot to the finisher's acquire CAS. */
-    while (!atomic_compare_exchange_weak_explicit(&t->state, &s, (s & ~TASK_LOCKED) | TASK_AWAITER,
-                                                  memory_order_acq_rel, memory_order_relaxed))
-        ;
-    if (!(s & TASK_FINISHED))
-        return WISP_PENDING;
-    /* The finisher found the slot locked and left: the waker is ours to
-     * drop.  Nobody else locks a finished task's slot now. */
-    atomic_fetch_or_explicit(&t->state, TASK_LOCKED, memory_order_acquire); /* pairs: our own unlock */
+    /* Unlock, unless the task finished meanwhile: then we keep LOCKED, so a
+     * finisher that saw AWAITER (from an earlier registration) backs off in
+     * task_notify_awaiter, and empty the slot ourselves.
+     * release: publishes the slot to the finisher's acquire CAS. */
+    while (!(s & TASK_FINISHED)) {
+        if (atomic_compare_exchange_weak_explicit(&t->state, &s, (s & ~TASK_LOCKED) | TASK_AWAITER,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return WISP_PENDING;
+    }
+    /* acquire on the failed CAS above: the finisher's output is visible. */
     wisp_waker_drop(&t->awaiter);
     /* release: the slot write happens before dealloc's read of it. */
     atomic_fetch_and_explicit(&t->state, ~(TASK_AWAITER | TASK_LOCKED), memory_order_release);
@@ -184,9 +185,22 @@ static void task_finish(struct wisp_task *t, bool completed, void *output, uint6
     }
 }
 
+/* The runtime whose task this thread is closing, when it is not one of
+ * that runtime's workers: wisp_runtime_free called from the drop function
+ * would wait for this very task (runtime.c refuses with -EDEADLK). */
+static WISP_TLS struct wisp_runtime *closing_for;
+
+struct wisp_runtime *task_closing_runtime(void)
+{
+    return closing_for;
+}
+
 static void task_close_owned(struct wisp_task *t, uint64_t owned_refs)
 {
+    struct wisp_runtime *outer = closing_for;
+    closing_for = t->kind->rt;
     task_drop_future(t);
+    closing_for = outer;
     task_finish(t, false, NULL, owned_refs);
 }
 
@@ -338,6 +352,9 @@ void task_close_claimed(struct wisp_task *t, uint64_t owned_refs)
 
 /* ---- spawn ---------------------------------------------------------------- */
 
+static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
+                      wisp_drop_fn drop, wisp_join_t **join);
+
 int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
                wisp_drop_fn drop, wisp_join_t **join)
 {
@@ -345,6 +362,19 @@ int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t
         *join = NULL;
     if (!rt || !poll || (size && !future) || size > SIZE_MAX / 2)
         return -EINVAL;
+    /* From an outside thread: counted as in flight before looking at the
+     * shutdown flag, so wisp_runtime_free either refuses us here or waits
+     * for us to finish with rt. */
+    bool outside = runtime_outside_enter(rt);
+    int err = task_spawn(rt, poll, future, size, drop, join);
+    if (outside)
+        runtime_outside_exit(rt);
+    return err;
+}
+
+static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
+                      wisp_drop_fn drop, wisp_join_t **join)
+{
     if (runtime_is_shutdown(rt))
         return -ESHUTDOWN;
     const struct task_kind *kind = kind_get(rt, poll, drop);

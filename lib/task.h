@@ -126,6 +126,10 @@ void task_close_queued(struct wisp_task *t);
 bool task_try_claim_idle(struct wisp_task *t);
 void task_close_claimed(struct wisp_task *t, uint64_t owned_refs);
 
+/* The runtime whose task the calling (non-worker) thread is closing right
+ * now, if any: its drop function is running (runtime.c's deadlock check). */
+struct wisp_runtime *task_closing_runtime(void);
+
 /* The waker vtable of tasks (waker.c). */
 extern const wisp_waker_vtable_t task_waker_vtable;
 

@@ -88,18 +88,37 @@ static void worker_push(struct worker *w, struct wisp_task *t)
         worker_overflow(w, t);
 }
 
+bool runtime_outside_enter(struct wisp_runtime *rt)
+{
+    struct worker *w = current_worker;
+    if (w && w->rt == rt)
+        return false;
+    /* seq_cst: pairs with wisp_runtime_free's seq_cst shutdown store and
+     * load of this count: either we see the shutdown flag after entering,
+     * or free sees us inside and waits. */
+    atomic_fetch_add_explicit(&rt->outside_inflight, 1, memory_order_seq_cst);
+    return true;
+}
+
+void runtime_outside_exit(struct wisp_runtime *rt)
+{
+    /* release: our last touch of rt happens before wisp_runtime_free's
+     * acquire load that lets it free rt. */
+    atomic_fetch_sub_explicit(&rt->outside_inflight, 1, memory_order_release);
+}
+
+/* A wake's task is listed in the registry, which keeps rt alive until the
+ * task is unlisted; a spawn's caller has entered already.  Entering again
+ * covers the unpark that follows the push. */
 static void schedule_outside(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
 {
-    /* acq_rel: wisp_runtime_free waits (acquire) for zero before it frees
-     * the injector and idle state we are about to touch. */
-    atomic_fetch_add_explicit(&rt->outside_inflight, 1, memory_order_acq_rel);
+    runtime_outside_enter(rt);
     TRACE(rt, NULL, spawn ? TRACE_SPAWN : TRACE_WAKE, t, -1);
     if (injector_push(&rt->injector, t, spawn ? FROM_OUTSIDE_SPAWN : FROM_OUTSIDE_WAKE))
         idle_notify_one(&rt->idle);
     else /* shutting down: close it ourselves (we own its run reference) */
         task_close_queued(t);
-    /* release: our last touch of rt happens before its free. */
-    atomic_fetch_sub_explicit(&rt->outside_inflight, 1, memory_order_release);
+    runtime_outside_exit(rt);
 }
 
 /* After pushing to our deque: wake an idle worker if none is searching. */
@@ -126,6 +145,11 @@ void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
          * for thieves, whose acquire CAS takes the slot. */
         struct wisp_task *displaced =
             atomic_exchange_explicit(&w->spawned, t, memory_order_seq_cst);
+        /* The displaced task gets a plain push: a parking worker's check
+         * sees the slot's new task, which is enough to keep it awake.  Only
+         * if a thief took that task first could a third worker park without
+         * seeing this one; then it waits for the thief or for us, never
+         * lost.  A seq_cst publish here would cost every spawn an RMW. */
         if (displaced)
             worker_push(w, displaced);
         idle_notify_one(&rt->idle);

@@ -210,6 +210,40 @@ START_TEST(drop_functions_cannot_spawn_or_free)
 }
 END_TEST
 
+/* A drop function run by an abort on an outside thread cannot free the
+ * runtime: free would wait for that very task to finish closing. */
+static _Atomic long abort_drop_rc;
+
+static void freeing_drop(void *f)
+{
+    atomic_store(&abort_drop_rc, wisp_runtime_free(dying));
+    forever_drop(f);
+}
+
+START_TEST(free_from_an_abort_drop_refused)
+{
+    dying = rt_new(2);
+    pthread_mutex_t lock;
+    pthread_mutex_init(&lock, NULL);
+    _Atomic long polls = 0, drops = 0;
+    wisp_waker_t slot = WISP_WAKER_EMPTY;
+    struct forever fv = { &slot, &lock, &polls, &drops };
+    wisp_join_t *j;
+    ck_assert_int_eq(wisp_spawn(dying, forever_poll, &fv, sizeof(fv), freeing_drop, &j), 0);
+    wait_for(&polls, 1, 10);
+    while (!wisp_join_is_finished(j)) { /* idle: the abort closes it here */
+        wisp_join_abort(j);
+        usleep(100);
+    }
+    ck_assert_int_eq(atomic_load(&drops), 1);
+    ck_assert_int_eq(atomic_load(&abort_drop_rc), -EDEADLK);
+    ck_assert_int_eq(wisp_join(j, NULL), -ECANCELED);
+    ck_assert_int_eq(wisp_runtime_free(dying), 0);
+    wisp_waker_drop(&slot);
+    pthread_mutex_destroy(&lock);
+}
+END_TEST
+
 /* ---- free / join / block_on on a worker ------------------------------------ */
 
 struct on_worker {
@@ -355,6 +389,7 @@ int main(void)
     tcase_add_test(tc, queued_tasks_closed_unpolled_and_running_poll_completes);
     tcase_add_test(tc, drop_functions_cannot_spawn_or_free);
     tcase_add_test(tc, deadlocking_calls_on_a_worker_refused);
+    tcase_add_test(tc, free_from_an_abort_drop_refused);
     tcase_add_test(tc, wakes_and_aborts_race_shutdown);
     tcase_add_test(tc, drops_that_wake_during_shutdown);
     suite_add_tcase(s, tc);

@@ -433,6 +433,55 @@ START_TEST(join_poll_from_a_task)
 }
 END_TEST
 
+/* ---- re-polling a join handle while its task finishes ---------------------- */
+
+/* A hand-written executor that polls a handle in a loop re-registers its
+ * waker each time; the finisher may be waking the registered one at that
+ * moment.  The waker must be consumed exactly once: the counting waker's
+ * references end where they started.  (An audit found the registrant and
+ * the finisher both consuming it.) */
+struct spinner {
+    unsigned spin;
+};
+
+static wisp_poll_t spinner_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    volatile unsigned x = 0; /* busy work of random length */
+    for (unsigned i = 0; i < ((struct spinner *)f)->spin; i++)
+        x += i;
+    *out = (void *)(uintptr_t)(x == 1 ? 2 : 1);
+    return WISP_READY;
+}
+
+START_TEST(repolled_join_consumes_waker_once)
+{
+    wisp_runtime_t *rt = rt_new(1);
+    unsigned seed = 1;
+    for (long i = 0; i < stress(20000); i++) {
+        struct counting_waker cw = { 0 };
+        wisp_waker_t mine = counting_waker(&cw);
+        wisp_context_t cx = wisp_context_from_waker(&mine);
+        struct spinner sp = { 200 + rand_r(&seed) % 2000 };
+        wisp_join_t *j;
+        ck_assert_int_eq(wisp_spawn(rt, spinner_poll, &sp, sizeof(sp), NULL, &j), 0);
+        int st;
+        void *out;
+        while (wisp_join_poll(j, &cx, &st, &out) == WISP_PENDING)
+            ;
+        ck_assert_int_eq(st, 0);
+        /* the handle is freed; a notify in flight holds the task, not cw:
+         * wait until every clone it took is gone */
+        long refs;
+        while ((refs = atomic_load(&cw.refs)) > 1)
+            sched_yield();
+        ck_assert_int_eq(refs, 1);
+        wisp_waker_drop(&mine);
+    }
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
 /* ---- detach; clones outliving; drop before report ------------------------- */
 
 START_TEST(detached_task_runs_on)
@@ -678,6 +727,7 @@ int main(void)
     tcase_add_test(tc, abort_finished_task_does_nothing);
     tcase_add_test(tc, wake_races_abort);
     tcase_add_test(tc, join_poll_from_a_task);
+    tcase_add_test(tc, repolled_join_consumes_waker_once);
     tcase_add_test(tc, detached_task_runs_on);
     tcase_add_test(tc, clones_used_concurrently_with_completion);
     tcase_add_test(tc, drop_runs_before_join_reports);
