@@ -25,7 +25,9 @@ WISP_API int wisp_runtime_new(wisp_runtime_t **rt, const wisp_runtime_config_t *
 
 /* Shuts down and frees: later spawns fail with -ESHUTDOWN, every unfinished
  * task is closed and its future dropped exactly once, workers are joined.
- * -EDEADLK on one of rt's own workers (nothing done), -EINVAL for NULL. */
+ * -EDEADLK on one of rt's own workers, or from a drop function this thread
+ * is running for one of rt's tasks (nothing done); -EINVAL for NULL or a
+ * runtime already being freed. */
 WISP_API int wisp_runtime_free(wisp_runtime_t *rt);
 
 WISP_API unsigned wisp_runtime_workers(const wisp_runtime_t *rt); /* 0 for NULL */
