@@ -145,15 +145,12 @@ void idle_park_wait(struct worker *w)
 
 void idle_unpark_all(struct idle *idle)
 {
+    /* Shutdown only: waking under the lock costs nothing that matters. */
     pthread_mutex_lock(&idle->lock);
-    unsigned n = idle->nsleepers;
-    struct worker *woken[n ? n : 1];
-    for (unsigned i = 0; i < n; i++) {
-        woken[i] = idle->sleepers[i];
-        unpark_locked(idle, woken[i]);
+    for (unsigned i = 0; i < idle->nsleepers; i++) {
+        unpark_locked(idle, idle->sleepers[i]);
+        futex_wake(&idle->sleepers[i]->park_word, 1);
     }
     idle->nsleepers = 0;
     pthread_mutex_unlock(&idle->lock);
-    for (unsigned i = 0; i < n; i++)
-        futex_wake(&woken[i]->park_word, 1);
 }
