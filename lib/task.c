@@ -353,26 +353,6 @@ void task_close_claimed(struct wisp_task *t, uint64_t owned_refs)
 /* ---- spawn ---------------------------------------------------------------- */
 
 static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
-                      wisp_drop_fn drop, wisp_join_t **join);
-
-int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
-               wisp_drop_fn drop, wisp_join_t **join)
-{
-    if (join)
-        *join = NULL;
-    if (!rt || !poll || (size && !future) || size > SIZE_MAX / 2)
-        return -EINVAL;
-    /* From an outside thread: counted as in flight before looking at the
-     * shutdown flag, so wisp_runtime_free either refuses us here or waits
-     * for us to finish with rt. */
-    bool outside = runtime_outside_enter(rt);
-    int err = task_spawn(rt, poll, future, size, drop, join);
-    if (outside)
-        runtime_outside_exit(rt);
-    return err;
-}
-
-static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
                       wisp_drop_fn drop, wisp_join_t **join)
 {
     if (runtime_is_shutdown(rt))
@@ -399,6 +379,23 @@ static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future,
         *join = (wisp_join_t *)t;
     runtime_schedule(rt, t, true);
     return 0;
+}
+
+int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
+               wisp_drop_fn drop, wisp_join_t **join)
+{
+    if (join)
+        *join = NULL;
+    if (!rt || !poll || (size && !future) || size > SIZE_MAX / 2)
+        return -EINVAL;
+    /* From an outside thread: counted as in flight before looking at the
+     * shutdown flag, so wisp_runtime_free either refuses us here or waits
+     * for us to finish with rt. */
+    bool outside = runtime_outside_enter(rt);
+    int err = task_spawn(rt, poll, future, size, drop, join);
+    if (outside)
+        runtime_outside_exit(rt);
+    return err;
 }
 
 /* ---- join handles --------------------------------------------------------- */

@@ -107,18 +107,20 @@ void runtime_outside_exit(struct wisp_runtime *rt)
     atomic_fetch_sub_explicit(&rt->outside_inflight, 1, memory_order_release);
 }
 
-/* A wake's task is listed in the registry, which keeps rt alive until the
- * task is unlisted; a spawn's caller has entered already.  Entering again
- * covers the unpark that follows the push. */
+/* A spawn's caller (wisp_spawn) has entered already.  A wake enters here:
+ * its task is listed in the registry, which keeps rt alive until the task
+ * is unlisted, and entering covers the unpark that follows the push. */
 static void schedule_outside(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
 {
-    runtime_outside_enter(rt);
+    if (!spawn)
+        runtime_outside_enter(rt);
     TRACE(rt, NULL, spawn ? TRACE_SPAWN : TRACE_WAKE, t, -1);
     if (injector_push(&rt->injector, t, spawn ? FROM_OUTSIDE_SPAWN : FROM_OUTSIDE_WAKE))
         idle_notify_one(&rt->idle);
     else /* shutting down: close it ourselves (we own its run reference) */
         task_close_queued(t);
-    runtime_outside_exit(rt);
+    if (!spawn)
+        runtime_outside_exit(rt);
 }
 
 /* After pushing to our deque: wake an idle worker if none is searching. */
