@@ -49,16 +49,6 @@ size_t deque_take_half(struct deque *d, struct wisp_task **out);
 /* Any thread: a racy estimate, exact when the owner is quiescent. */
 size_t deque_len(const struct deque *d);
 
-/* Owner only: the length without ordering (a scheduling hint). */
-static inline size_t deque_len_local(struct deque *d)
-{
-    /* relaxed: the owner wrote bottom; top only grows, so this may only
-     * overestimate. */
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
-    return b > t ? (size_t)(b - t) : 0;
-}
-
 size_t deque_capacity(const struct deque *d);
 
 #endif /* WISP_DEQUE_H */

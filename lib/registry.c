@@ -143,14 +143,3 @@ void registry_close_all(struct registry *r)
         sched_yield();
     }
 }
-
-size_t registry_count(struct registry *r)
-{
-    size_t n = 0;
-    for (unsigned i = 0; i < r->nshards; i++) {
-        pthread_mutex_lock(&r->shards[i].lock);
-        n += r->shards[i].count;
-        pthread_mutex_unlock(&r->shards[i].lock);
-    }
-    return n;
-}

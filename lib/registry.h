@@ -10,7 +10,6 @@
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <stddef.h>
 
 struct wisp_task;
 struct registry_shard;
@@ -37,8 +36,5 @@ bool registry_remove(struct registry *r, struct wisp_task *t);
 /* Shutdown, after the workers are joined: closes every idle task, and
  * waits until the tasks other threads are closing are gone too. */
 void registry_close_all(struct registry *r);
-
-/* Number of listed tasks (tests, metrics). */
-size_t registry_count(struct registry *r);
 
 #endif /* WISP_REGISTRY_H */

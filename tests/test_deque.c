@@ -113,12 +113,10 @@ START_TEST(test_empty)
     ck_assert_int_eq(deque_init(&d, 8), 0);
     struct wisp_task *out = NULL;
     ck_assert_uint_eq(deque_len(&d), 0);
-    ck_assert_uint_eq(deque_len_local(&d), 0);
     for (int i = 0; i < 3; i++) {
         ck_assert_ptr_null(deque_pop(&d));
         ck_assert_int_eq(deque_steal(&d, &out), STEAL_EMPTY);
         ck_assert_uint_eq(deque_len(&d), 0);
-        ck_assert_uint_eq(deque_len_local(&d), 0);
     }
     /* A pop on empty must restore bottom: the deque still works. */
     tokens_alloc(2);
@@ -145,7 +143,6 @@ START_TEST(test_pop_lifo_steal_fifo)
     for (size_t i = 0; i < 10; i++) {
         ck_assert(deque_push(&d, tok(i)));
         ck_assert_uint_eq(deque_len(&d), i + 1);
-        ck_assert_uint_eq(deque_len_local(&d), i + 1);
     }
     /* The owner pops the newest first. */
     ck_assert_ptr_eq(deque_pop(&d), tok(9));
