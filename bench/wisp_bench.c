@@ -24,13 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef WISP_BENCH_JEMALLOC
+#include <wisp/wisp.h>
+
+/* task_memory reads the statistics of the allocator wisp uses. */
+#if WISP_JEMALLOC
 #include <jemalloc/jemalloc.h>
 #else
 #include <malloc.h>
 #endif
-
-#include <wisp/wisp.h>
 
 /* ---- a one-shot latch the outside thread waits on ------------------------- */
 
@@ -73,6 +74,13 @@ static void die(const char *what, int err)
 {
     fprintf(stderr, "wisp-bench: %s: %s\n", what, strerror(-err));
     exit(1);
+}
+
+/* Exit status 77: the run cannot be done in this build (ctest: skipped). */
+static void skip(const char *why)
+{
+    printf("skip: %s\n", why);
+    exit(77);
 }
 
 static double now(void)
@@ -459,7 +467,7 @@ static double bench_idle_cpu(wisp_runtime_t *rt, long n, long *ops, double *extr
 
 static size_t heap_allocated(void)
 {
-#ifdef WISP_BENCH_JEMALLOC
+#if WISP_JEMALLOC
     uint64_t epoch = 1;
     size_t sz = sizeof(epoch);
     mallctl("epoch", &epoch, &sz, &epoch, sz);
@@ -514,6 +522,8 @@ static void print_metrics(wisp_runtime_t *rt)
     wisp_worker_metrics_t *per = calloc(n, sizeof(*per));
     wisp_runtime_metrics_t m = { .size = sizeof(m), .per_worker = per, .per_worker_len = n };
     int err = wisp_runtime_metrics(rt, &m);
+    if (err == -ENOTSUP)
+        skip("built without metrics (WISP_METRICS=OFF)");
     if (err) {
         fprintf(stderr, "wisp-bench: metrics: %s\n", strerror(-err));
         free(per);
@@ -630,7 +640,9 @@ int main(int argc, char **argv)
     int err = wisp_runtime_new(&rt, &cfg);
     if (err)
         die("runtime", err);
-    if (trace_path && (err = wisp_trace_start(rt, 0)))
+    if (trace_path && (err = wisp_trace_start(rt, 0)) == -ENOTSUP)
+        skip("built without tracing (WISP_TRACING=OFF)");
+    if (trace_path && err)
         die("trace", err);
     for (long r = 0; r < reps; r++) {
         long ops;

@@ -12,8 +12,8 @@
  * owner is writing is a benign, TSan-visible race, not undefined behaviour.
  *
  * The paper's standalone fences are replaced by operations ThreadSanitizer
- * understands: push publishes bottom with a release store (deque_publish
- * adds the seq_cst step park.c needs where a wakeup check follows a push;
+ * understands: push publishes bottom with a release store (wisp__deque_publish
+ * adds the seq_cst step idle.c needs where a wakeup check follows a push;
  * worker.c says where it skips it), take pairs its bottom
  * store with a seq_cst load of top, and steal reads top and bottom seq_cst.
  * Those seq_cst accesses give exactly the store-load order the fences gave.
@@ -23,7 +23,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-int deque_init(struct deque *d, size_t capacity)
+int wisp__deque_init(struct deque *d, size_t capacity)
 {
     if (capacity < 2 || (capacity & (capacity - 1)) != 0)
         return -EINVAL;
@@ -36,18 +36,18 @@ int deque_init(struct deque *d, size_t capacity)
     return 0;
 }
 
-void deque_destroy(struct deque *d)
+void wisp__deque_destroy(struct deque *d)
 {
     free((void *)d->slots);
     d->slots = NULL;
 }
 
-size_t deque_capacity(const struct deque *d)
+size_t wisp__deque_capacity(const struct deque *d)
 {
     return (size_t)d->mask + 1;
 }
 
-bool deque_push(struct deque *d, struct wisp_task *task)
+bool wisp__deque_push(struct deque *d, struct wisp_task *task)
 {
     /* relaxed: only the owner writes bottom. */
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
@@ -63,16 +63,16 @@ bool deque_push(struct deque *d, struct wisp_task *task)
     return true;
 }
 
-void deque_publish(struct deque *d)
+void wisp__deque_publish(struct deque *d)
 {
     /* seq_cst RMW: puts our last push into the single total order before
-     * park.c's seq_cst read of the sleeping-worker count, pairing with the
+     * idle.c's seq_cst read of the sleeping-worker count, pairing with the
      * parking worker's seq_cst reads of bottom (no lost wakeups).  An RMW
      * rather than a fence, so ThreadSanitizer sees it. */
     atomic_fetch_add_explicit(&d->bottom, 0, memory_order_seq_cst);
 }
 
-struct wisp_task *deque_pop(struct deque *d)
+struct wisp_task *wisp__deque_pop(struct deque *d)
 {
     /* relaxed: only the owner writes bottom. */
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
@@ -99,20 +99,20 @@ struct wisp_task *deque_pop(struct deque *d)
     return task;
 }
 
-enum steal_result deque_steal(struct deque *d, struct wisp_task **out)
+enum steal_result wisp__deque_steal(struct deque *d, struct wisp_task **out)
 {
     /* seq_cst: the paper's acquire load of top followed by its seq_cst
-     * fence; pairs with the owner's seq_cst bottom store in deque_pop. */
+     * fence; pairs with the owner's seq_cst bottom store in wisp__deque_pop. */
     int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
     /* seq_cst (acquire at least): pairs with the owner's store of bottom in
-     * deque_push, making the slot contents visible. */
+     * wisp__deque_push, making the slot contents visible. */
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_seq_cst);
     if (t >= b)
         return STEAL_EMPTY;
     /* relaxed: the acquire on bottom made the slot visible; the CAS below
      * discards the value if the slot was reused meanwhile. */
     struct wisp_task *task = atomic_load_explicit(&d->slots[t & d->mask], memory_order_relaxed);
-    /* seq_cst: pairs with the owner's CAS in deque_pop and other thieves. */
+    /* seq_cst: pairs with the owner's CAS in wisp__deque_pop and other thieves. */
     if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1, memory_order_seq_cst,
                                                  memory_order_relaxed))
         return STEAL_RETRY;
@@ -120,7 +120,7 @@ enum steal_result deque_steal(struct deque *d, struct wisp_task **out)
     return STEAL_OK;
 }
 
-size_t deque_take_half(struct deque *d, struct wisp_task **out)
+size_t wisp__deque_take_half(struct deque *d, struct wisp_task **out)
 {
     /* acquire: pairs with the thieves' CAS on top (their reads are done). */
     int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
@@ -141,9 +141,9 @@ size_t deque_take_half(struct deque *d, struct wisp_task **out)
     return (size_t)half;
 }
 
-size_t deque_len(const struct deque *d)
+size_t wisp__deque_len(const struct deque *d)
 {
-    /* seq_cst: park.c's last check for work pairs with deque_publish's
+    /* seq_cst: idle.c's last check for work pairs with wisp__deque_publish's
      * seq_cst RMW on bottom (no lost wakeups). */
     int64_t b = atomic_load_explicit(&((struct deque *)d)->bottom, memory_order_seq_cst);
     int64_t t = atomic_load_explicit(&((struct deque *)d)->top, memory_order_seq_cst);

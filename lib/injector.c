@@ -7,7 +7,7 @@
 
 #include "task.h"
 
-int injector_init(struct injector *q)
+int wisp__injector_init(struct injector *q)
 {
     int err = pthread_mutex_init(&q->lock, NULL);
     if (err)
@@ -19,12 +19,12 @@ int injector_init(struct injector *q)
     return 0;
 }
 
-void injector_destroy(struct injector *q)
+void wisp__injector_destroy(struct injector *q)
 {
     pthread_mutex_destroy(&q->lock);
 }
 
-bool injector_push_chain(struct injector *q, struct wisp_task *first, struct wisp_task *last,
+bool wisp__injector_push_chain(struct injector *q, struct wisp_task *first, struct wisp_task *last,
                          size_t count, enum injector_source from)
 {
     pthread_mutex_lock(&q->lock);
@@ -42,19 +42,19 @@ bool injector_push_chain(struct injector *q, struct wisp_task *first, struct wis
         q->remote_spawns += count;
     else if (from == FROM_OUTSIDE_WAKE)
         q->remote_wakes += count;
-    /* seq_cst: pairs with injector_len in park.c's last check for work (the
+    /* seq_cst: pairs with injector_len in idle.c's last check for work (the
      * Dekker pattern with the sleeping-worker count). */
     atomic_fetch_add_explicit(&q->len, count, memory_order_seq_cst);
     pthread_mutex_unlock(&q->lock);
     return true;
 }
 
-bool injector_push(struct injector *q, struct wisp_task *task, enum injector_source from)
+bool wisp__injector_push(struct injector *q, struct wisp_task *task, enum injector_source from)
 {
-    return injector_push_chain(q, task, task, 1, from);
+    return wisp__injector_push_chain(q, task, task, 1, from);
 }
 
-void injector_counts(struct injector *q, uint64_t *spawns, uint64_t *wakes)
+void wisp__injector_counts(struct injector *q, uint64_t *spawns, uint64_t *wakes)
 {
     pthread_mutex_lock(&q->lock);
     *spawns = q->remote_spawns;
@@ -62,7 +62,7 @@ void injector_counts(struct injector *q, uint64_t *spawns, uint64_t *wakes)
     pthread_mutex_unlock(&q->lock);
 }
 
-struct wisp_task *injector_pop_batch(struct injector *q, size_t max, size_t *count)
+struct wisp_task *wisp__injector_pop_batch(struct injector *q, size_t max, size_t *count)
 {
     *count = 0;
     /* relaxed: a hint only; the lock below orders the list itself. */
@@ -88,7 +88,7 @@ struct wisp_task *injector_pop_batch(struct injector *q, size_t max, size_t *cou
     return n ? first : NULL;
 }
 
-struct wisp_task *injector_close(struct injector *q)
+struct wisp_task *wisp__injector_close(struct injector *q)
 {
     pthread_mutex_lock(&q->lock);
     q->closed = true;

@@ -30,29 +30,29 @@ struct injector {
 /* Who pushes: counted for metrics (under the lock, so for free). */
 enum injector_source { FROM_OVERFLOW, FROM_OUTSIDE_SPAWN, FROM_OUTSIDE_WAKE };
 
-int injector_init(struct injector *q);
-void injector_destroy(struct injector *q);
+int wisp__injector_init(struct injector *q);
+void wisp__injector_destroy(struct injector *q);
 
 /* Appends the chain first..last (count tasks linked through next).
  * false: the injector is closed; nothing was queued. */
-bool injector_push_chain(struct injector *q, struct wisp_task *first, struct wisp_task *last,
+bool wisp__injector_push_chain(struct injector *q, struct wisp_task *first, struct wisp_task *last,
                          size_t count, enum injector_source from);
-bool injector_push(struct injector *q, struct wisp_task *task, enum injector_source from);
+bool wisp__injector_push(struct injector *q, struct wisp_task *task, enum injector_source from);
 
 /* Metrics: how many tasks outside threads have spawned and woken. */
-void injector_counts(struct injector *q, uint64_t *spawns, uint64_t *wakes);
+void wisp__injector_counts(struct injector *q, uint64_t *spawns, uint64_t *wakes);
 
 /* Takes up to max tasks (max >= 1) and returns the first, chained through
  * next and NULL-terminated; *count gets how many.  NULL when empty. */
-struct wisp_task *injector_pop_batch(struct injector *q, size_t max, size_t *count);
+struct wisp_task *wisp__injector_pop_batch(struct injector *q, size_t max, size_t *count);
 
 /* Closes the injector: later pushes fail.  Returns what was still queued. */
-struct wisp_task *injector_close(struct injector *q);
+struct wisp_task *wisp__injector_close(struct injector *q);
 
 /* A racy hint, exact once producers are quiescent. */
 static inline size_t injector_len(struct injector *q)
 {
-    /* seq_cst: pairs with the seq_cst update in push so that park.c's last
+    /* seq_cst: pairs with the seq_cst update in push so that idle.c's last
      * check for work cannot miss a task pushed before a wakeup was skipped. */
     return atomic_load_explicit(&q->len, memory_order_seq_cst);
 }

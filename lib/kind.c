@@ -19,13 +19,13 @@ static WISP_TLS struct {
     const struct task_kind *kind;
 } kind_cache;
 
-void kind_table_init(struct kind_table *kt)
+void wisp__kind_table_init(struct kind_table *kt)
 {
     for (size_t i = 0; i < KIND_BUCKETS; i++)
         atomic_init(&kt->buckets[i], NULL);
 }
 
-void kind_table_destroy(struct kind_table *kt)
+void wisp__kind_table_destroy(struct kind_table *kt)
 {
     for (size_t i = 0; i < KIND_BUCKETS; i++) {
         /* relaxed: the runtime is quiescent; no other thread reads it. */
@@ -85,7 +85,7 @@ static const struct task_kind *kind_lookup_or_insert(struct wisp_runtime *rt, wi
     }
 }
 
-const struct task_kind *kind_get(struct wisp_runtime *rt, wisp_poll_fn poll, wisp_drop_fn drop)
+const struct task_kind *wisp__kind_get(struct wisp_runtime *rt, wisp_poll_fn poll, wisp_drop_fn drop)
 {
     if (likely(kind_cache.rt_id == rt->id && kind_cache.poll == poll && kind_cache.drop == drop))
         return kind_cache.kind;

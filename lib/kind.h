@@ -20,10 +20,10 @@ struct kind_table {
     struct task_kind *_Atomic buckets[KIND_BUCKETS];
 };
 
-void kind_table_init(struct kind_table *kt);
-void kind_table_destroy(struct kind_table *kt);
+void wisp__kind_table_init(struct kind_table *kt);
+void wisp__kind_table_destroy(struct kind_table *kt);
 
 /* The kind for (rt, poll, drop), created on first use; NULL: out of memory. */
-const struct task_kind *kind_get(struct wisp_runtime *rt, wisp_poll_fn poll, wisp_drop_fn drop);
+const struct task_kind *wisp__kind_get(struct wisp_runtime *rt, wisp_poll_fn poll, wisp_drop_fn drop);
 
 #endif /* WISP_KIND_H */

@@ -5,18 +5,10 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
-#include <time.h>
 
 #include "runtime.h"
 
-uint64_t metrics_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-#if WISP_METRICS_ENABLED
+#if WISP_METRICS
 static void read_worker(struct worker *w, wisp_worker_metrics_t *out)
 {
     struct worker_metrics *m = &w->metrics;
@@ -39,7 +31,7 @@ int wisp_runtime_metrics(const wisp_runtime_t *crt, wisp_runtime_metrics_t *m)
 {
     if (!crt || !m || m->size < offsetof(wisp_runtime_metrics_t, total) + sizeof(m->total))
         return -EINVAL;
-#if !WISP_METRICS_ENABLED
+#if !WISP_METRICS
     return -ENOTSUP;
 #else
     struct wisp_runtime *rt = (struct wisp_runtime *)crt;
@@ -57,7 +49,7 @@ int wisp_runtime_metrics(const wisp_runtime_t *crt, wisp_runtime_metrics_t *m)
         if (m->per_worker && i < m->per_worker_len)
             m->per_worker[i] = w;
     }
-    injector_counts(&rt->injector, &r.remote_spawns, &r.remote_wakes);
+    wisp__injector_counts(&rt->injector, &r.remote_spawns, &r.remote_wakes);
     r.injector_depth = injector_len(&rt->injector);
     /* relaxed: statistics. */
     r.remote_cancelled = atomic_load_explicit(&rt->outside.cancelled, memory_order_relaxed);

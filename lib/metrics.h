@@ -14,11 +14,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "util.h"
+#include <wisp/config.h>
 
-#ifndef WISP_METRICS_ENABLED
-#define WISP_METRICS_ENABLED 1
-#endif
+#include "util.h"
 
 #define WORKER_COUNTERS(X)                                                                        \
     X(polls) X(spawns) X(wakes) X(steal_attempts) X(steals) X(tasks_stolen) X(injector_pops)   \
@@ -40,7 +38,7 @@ struct worker_metrics {
 static inline void metrics_publish(struct worker_metrics *m)
 {
     (void)m;
-#if WISP_METRICS_ENABLED
+#if WISP_METRICS
     /* relaxed: statistics; readers need no ordering with anything else. */
 #define PUBLISH(f) atomic_store_explicit(&m->published.f, m->f, memory_order_relaxed);
     WORKER_COUNTERS(PUBLISH)
@@ -54,7 +52,7 @@ struct outside_metrics {
     _Atomic uint64_t cancelled;
 };
 
-#if WISP_METRICS_ENABLED
+#if WISP_METRICS
 /* A plain add: only the owner touches the running counts. */
 #define METRIC_ADD(m, field, n) ((m)->field += (uint64_t)(n))
 /* relaxed fetch_add: several outside threads may count at once. */
@@ -64,8 +62,5 @@ struct outside_metrics {
 #define METRIC_ADD(m, field, n) ((void)(m))
 #define METRIC_ADD_SHARED(m, field, n) ((void)(m))
 #endif
-
-/* Monotonic nanoseconds. */
-uint64_t metrics_now_ns(void);
 
 #endif /* WISP_METRICS_INTERNAL_H */

@@ -19,7 +19,7 @@ struct parker {
 
 static const wisp_waker_vtable_t parker_vtable;
 
-struct parker *parker_new(void)
+struct parker *wisp__parker_new(void)
 {
     struct parker *p = malloc(sizeof(*p));
     if (p) {
@@ -29,12 +29,12 @@ struct parker *parker_new(void)
     return p;
 }
 
-wisp_waker_t parker_waker(struct parker *p)
+wisp_waker_t wisp__parker_waker(struct parker *p)
 {
     return (wisp_waker_t){ p, &parker_vtable };
 }
 
-void parker_park(struct parker *p)
+void wisp__parker_park(struct parker *p)
 {
     uint32_t s = PARKER_NOTIFIED;
     /* acquire: pairs with the waker's release exchange (its writes). */
@@ -60,13 +60,13 @@ void parker_park(struct parker *p)
 
 static void parker_unpark(struct parker *p)
 {
-    /* release: pairs with the acquire in parker_park (the waker's writes). */
+    /* release: pairs with the acquire in wisp__parker_park (the waker's writes). */
     if (atomic_exchange_explicit(&p->state, PARKER_NOTIFIED, memory_order_release) ==
         PARKER_PARKED)
         futex_wake(&p->state, 1);
 }
 
-void parker_release(struct parker *p)
+void wisp__parker_release(struct parker *p)
 {
     /* acq_rel: the last releaser acquires all others' writes before free. */
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
@@ -79,7 +79,7 @@ static wisp_waker_t parker_clone_fn(const void *data)
     /* relaxed: the caller's reference keeps p alive, as in Arc::clone. */
     if (atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed) >= UINT32_MAX - 1)
         abort();
-    return parker_waker(p);
+    return wisp__parker_waker(p);
 }
 
 static void parker_wake_by_ref_fn(const void *data)
@@ -90,12 +90,12 @@ static void parker_wake_by_ref_fn(const void *data)
 static void parker_wake_fn(const void *data)
 {
     parker_unpark((struct parker *)data);
-    parker_release((struct parker *)data);
+    wisp__parker_release((struct parker *)data);
 }
 
 static void parker_drop_fn(const void *data)
 {
-    parker_release((struct parker *)data);
+    wisp__parker_release((struct parker *)data);
 }
 
 static const wisp_waker_vtable_t parker_vtable = {

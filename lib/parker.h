@@ -10,9 +10,9 @@
 
 struct parker;
 
-struct parker *parker_new(void);          /* NULL: out of memory */
-wisp_waker_t parker_waker(struct parker *p); /* borrowed: do not drop */
-void parker_park(struct parker *p);       /* returns after a wake (possibly an earlier one) */
-void parker_release(struct parker *p);    /* the creator's reference */
+struct parker *wisp__parker_new(void);          /* NULL: out of memory */
+wisp_waker_t wisp__parker_waker(struct parker *p); /* borrowed: do not drop */
+void wisp__parker_park(struct parker *p);       /* returns after a wake (possibly an earlier one) */
+void wisp__parker_release(struct parker *p);    /* the creator's reference */
 
 #endif /* WISP_PARKER_H */

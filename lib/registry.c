@@ -24,7 +24,7 @@ struct registry_shard {
     size_t count;
 };
 
-int registry_init(struct registry *r, unsigned nworkers)
+int wisp__registry_init(struct registry *r, unsigned nworkers)
 {
     unsigned n = nworkers;
     if (n > TASK_SHARD_MAX + 1)
@@ -48,14 +48,14 @@ int registry_init(struct registry *r, unsigned nworkers)
     return 0;
 }
 
-void registry_destroy(struct registry *r)
+void wisp__registry_destroy(struct registry *r)
 {
     for (unsigned i = 0; i < r->nshards; i++)
         pthread_mutex_destroy(&r->shards[i].lock);
     free(r->shards);
 }
 
-unsigned registry_shard_of_worker(struct registry *r, unsigned worker_index)
+unsigned wisp__registry_shard_of_worker(struct registry *r, unsigned worker_index)
 {
     return worker_index % r->nshards;
 }
@@ -77,7 +77,7 @@ static void unlink_task(struct registry_shard *s, struct wisp_task *t)
     s->count--;
 }
 
-void registry_insert(struct registry *r, struct wisp_task *t, unsigned shard)
+void wisp__registry_insert(struct registry *r, struct wisp_task *t, unsigned shard)
 {
     struct registry_shard *s = &r->shards[shard];
     pthread_mutex_lock(&s->lock);
@@ -93,7 +93,7 @@ static struct registry_shard *shard_of(struct registry *r, struct wisp_task *t)
     return &r->shards[task_shard(state)];
 }
 
-bool registry_remove(struct registry *r, struct wisp_task *t)
+bool wisp__registry_remove(struct registry *r, struct wisp_task *t)
 {
     struct registry_shard *s = shard_of(r, t);
     pthread_mutex_lock(&s->lock);
@@ -111,7 +111,7 @@ static size_t shard_close_idle(struct registry_shard *s)
     pthread_mutex_lock(&s->lock);
     struct wisp_task *t = s->head.reg_next;
     while (t != &s->head) {
-        if (!task_try_claim_idle(t)) {
+        if (!wisp__task_try_claim_idle(t)) {
             t = t->reg_next;
             continue;
         }
@@ -120,7 +120,7 @@ static size_t shard_close_idle(struct registry_shard *s)
          * tasks listed here. */
         unlink_task(s, t);
         pthread_mutex_unlock(&s->lock);
-        task_close_claimed(t, 1);
+        wisp__task_close_claimed(t, 1);
         pthread_mutex_lock(&s->lock);
         t = s->head.reg_next;
     }
@@ -129,7 +129,7 @@ static size_t shard_close_idle(struct registry_shard *s)
     return left;
 }
 
-void registry_close_all(struct registry *r)
+void wisp__registry_close_all(struct registry *r)
 {
     for (;;) {
         size_t left = 0;

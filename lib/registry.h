@@ -19,22 +19,22 @@ struct registry {
     unsigned nshards; /* one per worker (up to the state word's shard bits) */
 };
 
-int registry_init(struct registry *r, unsigned nworkers);
-void registry_destroy(struct registry *r);
+int wisp__registry_init(struct registry *r, unsigned nworkers);
+void wisp__registry_destroy(struct registry *r);
 
 /* The shard a worker lists its tasks in: its own, so the lock and its
  * cache line usually stay with that worker. */
-unsigned registry_shard_of_worker(struct registry *r, unsigned worker_index);
+unsigned wisp__registry_shard_of_worker(struct registry *r, unsigned worker_index);
 
 /* Lists t; called by workers only, which shutdown joins before it walks
  * the lists. */
-void registry_insert(struct registry *r, struct wisp_task *t, unsigned shard);
+void wisp__registry_insert(struct registry *r, struct wisp_task *t, unsigned shard);
 
 /* true if this call unlisted t (and so now owns the registry's reference). */
-bool registry_remove(struct registry *r, struct wisp_task *t);
+bool wisp__registry_remove(struct registry *r, struct wisp_task *t);
 
 /* Shutdown, after the workers are joined: closes every idle task, and
  * waits until the tasks other threads are closing are gone too. */
-void registry_close_all(struct registry *r);
+void wisp__registry_close_all(struct registry *r);
 
 #endif /* WISP_REGISTRY_H */

@@ -36,7 +36,7 @@ static void worker_free(struct worker *w)
 {
     if (!w)
         return;
-    deque_destroy(&w->deque);
+    wisp__deque_destroy(&w->deque);
     free(w->scratch);
     free(w);
 }
@@ -52,8 +52,8 @@ static struct worker *worker_new(struct wisp_runtime *rt, unsigned index)
     w->rng = UINT64_C(0x9E3779B97F4A7C15) * (index + 1) | 1;
     atomic_init(&w->park_word, 1);
     atomic_init(&w->spawned, NULL);
-    w->scratch = calloc(rt->deque_capacity / 2, sizeof(*w->scratch));
-    if (!w->scratch || deque_init(&w->deque, rt->deque_capacity) != 0) {
+    w->scratch = calloc(rt->wisp__deque_capacity / 2, sizeof(*w->scratch));
+    if (!w->scratch || wisp__deque_init(&w->deque, rt->wisp__deque_capacity) != 0) {
         free(w->scratch);
         free(w);
         return NULL;
@@ -61,7 +61,7 @@ static struct worker *worker_new(struct wisp_runtime *rt, unsigned index)
     return w;
 }
 
-/* Frees what runtime_create built, in reverse; the workers are stopped. */
+/* Frees what wisp__runtime_create built, in reverse; the workers are stopped. */
 static void runtime_destroy(struct wisp_runtime *rt, int stage)
 {
     if (rt->workers)
@@ -69,25 +69,25 @@ static void runtime_destroy(struct wisp_runtime *rt, int stage)
             worker_free(rt->workers[i]);
     free(rt->workers);
     if (stage >= 4) {
-        trace_runtime_destroy(rt);
+        wisp__trace_runtime_destroy(rt);
         pthread_mutex_destroy(&rt->trace_lock);
     }
     if (stage >= 3)
-        injector_destroy(&rt->injector);
+        wisp__injector_destroy(&rt->injector);
     if (stage >= 2)
-        idle_destroy(&rt->idle);
+        wisp__idle_destroy(&rt->idle);
     if (stage >= 1)
-        registry_destroy(&rt->registry);
-    kind_table_destroy(&rt->kinds);
+        wisp__registry_destroy(&rt->registry);
+    wisp__kind_table_destroy(&rt->kinds);
     free(rt);
 }
 
 static void runtime_stop_workers(struct wisp_runtime *rt)
 {
     /* seq_cst: pairs with the workers' acquire loads and with the parking
-     * workers' last check (park.c). */
+     * workers' last check (idle.c). */
     atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
-    idle_unpark_all(&rt->idle);
+    wisp__idle_unpark_all(&rt->idle);
     for (unsigned i = 0; i < rt->nworkers; i++)
         if (rt->workers[i]->started)
             pthread_join(rt->workers[i]->thread, NULL);
@@ -97,7 +97,7 @@ static int runtime_start_workers(struct wisp_runtime *rt)
 {
     for (unsigned i = 0; i < rt->nworkers; i++) {
         struct worker *w = rt->workers[i];
-        int err = pthread_create(&w->thread, NULL, worker_main, w);
+        int err = pthread_create(&w->thread, NULL, wisp__worker_main, w);
         if (err)
             return -err;
         w->started = true;
@@ -105,8 +105,8 @@ static int runtime_start_workers(struct wisp_runtime *rt)
     return 0;
 }
 
-int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
-                   size_t deque_capacity)
+int wisp__runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
+                   size_t wisp__deque_capacity)
 {
     static _Atomic uint64_t next_id = 1;
     if (!out)
@@ -117,9 +117,9 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
         return -EINVAL;
     if (n == 0)
         n = online_cpus() < WISP_MAX_WORKERS ? online_cpus() : WISP_MAX_WORKERS;
-    if (deque_capacity == 0)
-        deque_capacity = DEFAULT_DEQUE_CAPACITY;
-    if (deque_capacity < 2 || (deque_capacity & (deque_capacity - 1)))
+    if (wisp__deque_capacity == 0)
+        wisp__deque_capacity = DEFAULT_DEQUE_CAPACITY;
+    if (wisp__deque_capacity < 2 || (wisp__deque_capacity & (wisp__deque_capacity - 1)))
         return -EINVAL;
 
     struct wisp_runtime *rt = aligned_alloc(_Alignof(struct wisp_runtime), sizeof(*rt));
@@ -127,7 +127,7 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
         return -ENOMEM;
     memset(rt, 0, sizeof(*rt));
     rt->nworkers = n;
-    rt->deque_capacity = deque_capacity;
+    rt->wisp__deque_capacity = wisp__deque_capacity;
     /* relaxed: only uniqueness matters. */
     rt->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     atomic_init(&rt->shutdown, false);
@@ -135,16 +135,16 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
     atomic_init(&rt->outside.cancelled, 0);
     atomic_init(&rt->tracing, false);
     atomic_init(&rt->trace, NULL);
-    kind_table_init(&rt->kinds);
+    wisp__kind_table_init(&rt->kinds);
 
     int err, stage = 0;
-    if ((err = registry_init(&rt->registry, n)))
+    if ((err = wisp__registry_init(&rt->registry, n)))
         goto fail;
     stage = 1;
-    if ((err = idle_init(&rt->idle, n)))
+    if ((err = wisp__idle_init(&rt->idle, n)))
         goto fail;
     stage = 2;
-    if ((err = injector_init(&rt->injector)))
+    if ((err = wisp__injector_init(&rt->injector)))
         goto fail;
     stage = 3;
     if ((err = -pthread_mutex_init(&rt->trace_lock, NULL)))
@@ -157,7 +157,7 @@ int runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
     for (unsigned i = 0; i < n; i++)
         if (!(rt->workers[i] = worker_new(rt, i)))
             goto fail;
-    trace_runtime_created(rt);
+    wisp__trace_runtime_created(rt);
     if ((err = runtime_start_workers(rt))) {
         runtime_stop_workers(rt);
         goto fail;
@@ -171,14 +171,14 @@ fail:
 
 int wisp_runtime_new(wisp_runtime_t **rt, const wisp_runtime_config_t *cfg)
 {
-    return runtime_create(rt, cfg, 0);
+    return wisp__runtime_create(rt, cfg, 0);
 }
 
 int wisp_runtime_free(wisp_runtime_t *rt)
 {
     if (!rt)
         return -EINVAL;
-    struct worker *self = worker_current();
+    struct worker *self = wisp__worker_current();
     if (self && self->rt == rt)
         return -EDEADLK;
     /* A second free (e.g. from a drop function shutdown runs). */
@@ -186,25 +186,25 @@ int wisp_runtime_free(wisp_runtime_t *rt)
         return -EINVAL;
     /* Inside a drop function this thread runs for one of rt's tasks (an
      * abort, a wake that lost to shutdown): freeing would wait for it. */
-    if (task_closing_runtime() == rt)
+    if (wisp__task_closing_runtime() == rt)
         return -EDEADLK;
     bool expected = false;
     /* Of two frees racing, one wins.  seq_cst: pairs with the workers'
-     * acquire loads, the parking workers' last check (park.c) and the
-     * outside threads' check in runtime_outside_enter. */
+     * acquire loads, the parking workers' last check (idle.c) and the
+     * outside threads' check in wisp__runtime_outside_enter. */
     if (!atomic_compare_exchange_strong_explicit(&rt->shutdown, &expected, true,
                                                  memory_order_seq_cst, memory_order_relaxed))
         return -EINVAL;
     runtime_stop_workers(rt);
-    runtime_close_injector(rt);
+    wisp__worker_close_injector(rt);
     for (unsigned i = 0; i < rt->nworkers; i++)
-        worker_close_queued(rt->workers[i]);
-    registry_close_all(&rt->registry);
-    /* seq_cst (acquire at least): pairs with runtime_outside_enter's
-     * seq_cst increment and runtime_outside_exit's release decrement. */
+        wisp__worker_close_queued(rt->workers[i]);
+    wisp__registry_close_all(&rt->registry);
+    /* seq_cst (acquire at least): pairs with wisp__runtime_outside_enter's
+     * seq_cst increment and wisp__runtime_outside_exit's release decrement. */
     while (atomic_load_explicit(&rt->outside_inflight, memory_order_seq_cst))
         sched_yield();
-    trace_runtime_flush(rt);
+    wisp__trace_runtime_flush(rt);
     runtime_destroy(rt, 4);
     return 0;
 }
@@ -216,34 +216,34 @@ unsigned wisp_runtime_workers(const wisp_runtime_t *rt)
 
 wisp_runtime_t *wisp_runtime_current(void)
 {
-    struct worker *w = worker_current();
+    struct worker *w = wisp__worker_current();
     return w ? w->rt : block_on_runtime;
 }
 
 int wisp_worker_index(void)
 {
-    struct worker *w = worker_current();
+    struct worker *w = wisp__worker_current();
     return w ? (int)w->index : -1;
 }
 
 int wisp_block_on(wisp_runtime_t *rt, wisp_poll_fn poll, void *future, void **output)
 {
-    if (worker_current())
+    if (wisp__worker_current())
         return -EDEADLK;
     if (!poll)
         return -EINVAL;
-    struct parker *p = parker_new();
+    struct parker *p = wisp__parker_new();
     if (!p)
         return -ENOMEM;
     wisp_runtime_t *outer = block_on_runtime;
     block_on_runtime = rt;
-    wisp_waker_t waker = parker_waker(p);
+    wisp_waker_t waker = wisp__parker_waker(p);
     wisp_context_t cx = wisp_context_from_waker(&waker);
     void *result = NULL;
     while (poll(future, &cx, &result) != WISP_READY)
-        parker_park(p);
+        wisp__parker_park(p);
     block_on_runtime = outer;
-    parker_release(p);
+    wisp__parker_release(p);
     if (output)
         *output = result;
     return 0;

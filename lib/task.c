@@ -4,7 +4,7 @@
  *
  * Owns: struct wisp_task (its memory, state word, future, output, awaiter
  * slot).  Touches: the registry (listing and unlisting) and the scheduler
- * (runtime_schedule) of the task's runtime, only while the task is
+ * (wisp__worker_schedule) of the task's runtime, only while the task is
  * unfinished: wisp_runtime_free waits for every listed task and every
  * outside scheduler before it frees the runtime (see runtime.c), and a
  * finished task never looks at its runtime again. */
@@ -31,8 +31,8 @@ static size_t task_alloc_size(size_t future_size)
 
 static void *task_alloc(size_t bytes)
 {
-    struct worker *w = worker_current();
-    void *p = w ? task_cache_get(&w->cache, bytes) : NULL;
+    struct worker *w = wisp__worker_current();
+    void *p = w ? wisp__task_cache_get(&w->cache, bytes) : NULL;
     return p ? p : wisp_alloc(bytes);
 }
 
@@ -41,8 +41,8 @@ static void task_dealloc(struct wisp_task *t, uint64_t state)
     if (state & TASK_AWAITER)
         wisp_waker_drop(&t->awaiter);
     size_t size = ((size_t)(state >> TASK_UNITS_SHIFT) & TASK_UNITS_MAX) * 16;
-    struct worker *w = worker_current();
-    if (!w || !task_cache_put(&w->cache, t, size))
+    struct worker *w = wisp__worker_current();
+    if (!w || !wisp__task_cache_put(&w->cache, t, size))
         wisp_free_sized(t, size);
 }
 
@@ -52,7 +52,7 @@ static void refcount_overflow(void)
     abort();
 }
 
-void task_ref(struct wisp_task *t)
+void wisp__task_ref(struct wisp_task *t)
 {
     /* relaxed: taking a reference needs no ordering, as in Arc::clone; the
      * caller already holds one that keeps the task alive. */
@@ -61,7 +61,7 @@ void task_ref(struct wisp_task *t)
         refcount_overflow();
 }
 
-void task_unref(struct wisp_task *t, uint64_t refs)
+void wisp__task_unref(struct wisp_task *t, uint64_t refs)
 {
     /* acq_rel: release our writes to the task; whoever drops the last
      * reference acquires everyone's before freeing. */
@@ -135,7 +135,7 @@ static void task_drop_future(struct wisp_task *t)
  * task is unlisted, after which the runtime may be freed. */
 static struct worker *task_count_end(struct wisp_task *t)
 {
-    struct worker *w = worker_current();
+    struct worker *w = wisp__worker_current();
     if (w && w->rt == t->kind->rt)
         return w;
     METRIC_ADD_SHARED(&t->kind->rt->outside, cancelled, 1);
@@ -153,7 +153,7 @@ static void task_finish(struct wisp_task *t, bool completed, void *output, uint6
      * relaxed: REGISTERED was set by an owner before us (ordered by the
      * acquire that made us the owner). */
     if ((atomic_load_explicit(&t->state, memory_order_relaxed) & TASK_REGISTERED) &&
-        registry_remove(&t->kind->rt->registry, t))
+        wisp__registry_remove(&t->kind->rt->registry, t))
         owned_refs++;
     t->output = output;
     /* relaxed: the CAS below is the synchronising access. */
@@ -179,7 +179,7 @@ static void task_finish(struct wisp_task *t, bool completed, void *output, uint6
     }
     if (notify) {
         task_notify_awaiter(t);
-        task_unref(t, owned_refs);
+        wisp__task_unref(t, owned_refs);
     } else if (task_refs(next) == 0) {
         task_dealloc(t, next);
     }
@@ -190,7 +190,7 @@ static void task_finish(struct wisp_task *t, bool completed, void *output, uint6
  * would wait for this very task (runtime.c refuses with -EDEADLK). */
 static WISP_TLS struct wisp_runtime *closing_for;
 
-struct wisp_runtime *task_closing_runtime(void)
+struct wisp_runtime *wisp__task_closing_runtime(void)
 {
     return closing_for;
 }
@@ -212,7 +212,7 @@ static inline void check_ref_room(uint64_t s)
         refcount_overflow();
 }
 
-void task_wake_by_ref(struct wisp_task *t)
+void wisp__task_wake_by_ref(struct wisp_task *t)
 {
     /* acquire: see a current state; the CAS below does the real work. */
     uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire), next;
@@ -227,21 +227,21 @@ void task_wake_by_ref(struct wisp_task *t)
             check_ref_room(s);
             next = (s | TASK_SCHEDULED) + TASK_REF_ONE; /* the run reference */
         }
-        /* acq_rel: release pairs with the poller's acquire in task_run, so
+        /* acq_rel: release pairs with the poller's acquire in wisp__task_run, so
          * the waker's writes happen before the next poll. */
     } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
                                                     memory_order_acquire));
     if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
-        runtime_schedule(t->kind->rt, t, false);
+        wisp__worker_schedule(t->kind->rt, t, false);
 }
 
-void task_wake(struct wisp_task *t)
+void wisp__task_wake(struct wisp_task *t)
 {
     /* acquire: see a current state; the CAS below does the real work. */
     uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire), next;
     do {
         if (s & TASK_DONE_MASK) {
-            task_unref(t, 1);
+            wisp__task_unref(t, 1);
             return;
         }
         /* Our reference: dropped when a queue or the runner already holds
@@ -253,11 +253,11 @@ void task_wake(struct wisp_task *t)
             next = (s | TASK_SCHEDULED) - TASK_REF_ONE;
         else
             next = s | TASK_SCHEDULED;
-        /* acq_rel: as in task_wake_by_ref. */
+        /* acq_rel: as in wisp__task_wake_by_ref. */
     } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
                                                     memory_order_acquire));
     if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
-        runtime_schedule(t->kind->rt, t, false);
+        wisp__worker_schedule(t->kind->rt, t, false);
 }
 
 /* ---- running and closing -------------------------------------------------- */
@@ -267,8 +267,8 @@ void task_wake(struct wisp_task *t)
 static void task_register(struct wisp_task *t)
 {
     struct registry *reg = &t->kind->rt->registry;
-    unsigned shard = registry_shard_of_worker(reg, worker_current()->index);
-    registry_insert(reg, t, shard);
+    unsigned shard = wisp__registry_shard_of_worker(reg, wisp__worker_current()->index);
+    wisp__registry_insert(reg, t, shard);
     /* relaxed: only the owner (us) reads REGISTERED before the poll-end
      * CAS, which publishes it with release. */
     atomic_fetch_add_explicit(&t->state,
@@ -276,7 +276,7 @@ static void task_register(struct wisp_task *t)
                               memory_order_relaxed);
 }
 
-bool task_run(struct wisp_task *t)
+bool wisp__task_run(struct wisp_task *t)
 {
     /* relaxed: the CAS below acquires. */
     uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
@@ -289,13 +289,13 @@ bool task_run(struct wisp_task *t)
         task_close_owned(t, 1);
         return false;
     }
-    wisp_waker_t waker = { t, &task_waker_vtable };
+    wisp_waker_t waker = { t, &wisp__task_waker_vtable };
     wisp_context_t cx = { &waker, NULL };
     void *output = NULL;
     struct wisp_runtime *rt = t->kind->rt;
-    TRACE(rt, worker_current(), TRACE_POLL_BEGIN, t, 0);
+    TRACE(rt, wisp__worker_current(), TRACE_POLL_BEGIN, t, 0);
     wisp_poll_t res = t->kind->poll(task_future(t), &cx, &output);
-    TRACE(rt, worker_current(), TRACE_POLL_END, t, res == WISP_READY);
+    TRACE(rt, wisp__worker_current(), TRACE_POLL_END, t, res == WISP_READY);
     if (res == WISP_READY) {
         task_drop_future(t);
         task_finish(t, true, output, 1);
@@ -324,7 +324,7 @@ bool task_run(struct wisp_task *t)
     }
 }
 
-void task_close_queued(struct wisp_task *t)
+void wisp__task_close_queued(struct wisp_task *t)
 {
     /* A queued task is never RUNNING or finished: claim it.  acquire: pairs
      * with the release of the wake or spawn that queued it. */
@@ -332,7 +332,7 @@ void task_close_queued(struct wisp_task *t)
     task_close_owned(t, 1);
 }
 
-bool task_try_claim_idle(struct wisp_task *t)
+bool wisp__task_try_claim_idle(struct wisp_task *t)
 {
     /* acquire: pairs with the release of the last poll's end. */
     uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
@@ -345,7 +345,7 @@ bool task_try_claim_idle(struct wisp_task *t)
     return true;
 }
 
-void task_close_claimed(struct wisp_task *t, uint64_t owned_refs)
+void wisp__task_close_claimed(struct wisp_task *t, uint64_t owned_refs)
 {
     task_close_owned(t, owned_refs);
 }
@@ -357,7 +357,7 @@ static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future,
 {
     if (runtime_is_shutdown(rt))
         return -ESHUTDOWN;
-    const struct task_kind *kind = kind_get(rt, poll, drop);
+    const struct task_kind *kind = wisp__kind_get(rt, poll, drop);
     if (!kind)
         return -ENOMEM;
     size_t bytes = task_alloc_size(size);
@@ -377,7 +377,7 @@ static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future,
     t->awaiter = WISP_WAKER_EMPTY;
     if (join)
         *join = (wisp_join_t *)t;
-    runtime_schedule(rt, t, true);
+    wisp__worker_schedule(rt, t, true);
     return 0;
 }
 
@@ -391,10 +391,10 @@ int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t
     /* From an outside thread: counted as in flight before looking at the
      * shutdown flag, so wisp_runtime_free either refuses us here or waits
      * for us to finish with rt. */
-    bool outside = runtime_outside_enter(rt);
+    bool outside = wisp__runtime_outside_enter(rt);
     int err = task_spawn(rt, poll, future, size, drop, join);
     if (outside)
-        runtime_outside_exit(rt);
+        wisp__runtime_outside_exit(rt);
     return err;
 }
 
@@ -403,7 +403,7 @@ int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t
 static void task_release_handle(struct wisp_task *t)
 {
     /* HANDLE is set while the handle lives, so subtracting it clears it.
-     * acq_rel: as in task_unref. */
+     * acq_rel: as in wisp__task_unref. */
     uint64_t s = atomic_fetch_sub_explicit(&t->state, TASK_HANDLE | TASK_REF_ONE,
                                            memory_order_acq_rel);
     if (task_refs(s) == 1)
@@ -482,19 +482,19 @@ void wisp_join_abort(wisp_join_t *join)
 
 int wisp_join(wisp_join_t *join, void **output)
 {
-    if (worker_current())
+    if (wisp__worker_current())
         return -EDEADLK;
     if (!join)
         return -EINVAL;
     struct wisp_task *t = (struct wisp_task *)join;
     if (!wisp_join_is_finished(join)) {
-        struct parker *p = parker_new();
+        struct parker *p = wisp__parker_new();
         if (!p)
             return -ENOMEM;
-        wisp_waker_t w = parker_waker(p);
+        wisp_waker_t w = wisp__parker_waker(p);
         while (task_register_awaiter(t, &w) == WISP_PENDING)
-            parker_park(p);
-        parker_release(p);
+            wisp__parker_park(p);
+        wisp__parker_release(p);
     }
     return task_take_result(t, output);
 }

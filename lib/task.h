@@ -104,33 +104,33 @@ static inline uint64_t task_refs(uint64_t state)
 }
 
 /* Reference counting (refs are in units of TASK_REF_ONE). */
-void task_ref(struct wisp_task *t);
-void task_unref(struct wisp_task *t, uint64_t refs);
+void wisp__task_ref(struct wisp_task *t);
+void wisp__task_unref(struct wisp_task *t, uint64_t refs);
 
-/* Waker side: the state logic of wake_by_ref, made atomic.  task_wake
+/* Waker side: the state logic of wake_by_ref, made atomic.  wisp__task_wake
  * consumes the caller's reference. */
-void task_wake_by_ref(struct wisp_task *t);
-void task_wake(struct wisp_task *t);
+void wisp__task_wake_by_ref(struct wisp_task *t);
+void wisp__task_wake(struct wisp_task *t);
 
 /* Worker side: polls a task popped from a queue, owning its run reference.
  * Returns true if the task was woken during the poll and must be queued
  * again (the run reference goes with it). */
-bool task_run(struct wisp_task *t);
+bool wisp__task_run(struct wisp_task *t);
 
 /* Shutdown: close a task popped from a queue (owning its run reference),
  * or any unfinished task the registry hands over (owning the registry's). */
-void task_close_queued(struct wisp_task *t);
+void wisp__task_close_queued(struct wisp_task *t);
 
 /* Registry and shutdown: claim an idle task (not queued, running or
  * finished) by setting RUNNING|CLOSED; then close it, releasing owned_refs. */
-bool task_try_claim_idle(struct wisp_task *t);
-void task_close_claimed(struct wisp_task *t, uint64_t owned_refs);
+bool wisp__task_try_claim_idle(struct wisp_task *t);
+void wisp__task_close_claimed(struct wisp_task *t, uint64_t owned_refs);
 
 /* The runtime whose task the calling (non-worker) thread is closing right
  * now, if any: its drop function is running (runtime.c's deadlock check). */
-struct wisp_runtime *task_closing_runtime(void);
+struct wisp_runtime *wisp__task_closing_runtime(void);
 
 /* The waker vtable of tasks (waker.c). */
-extern const wisp_waker_vtable_t task_waker_vtable;
+extern const wisp_waker_vtable_t wisp__task_waker_vtable;
 
 #endif /* WISP_TASK_INTERNAL_H */

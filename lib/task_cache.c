@@ -23,7 +23,7 @@ static int cache_class(size_t size)
     return (int)(units - TASK_CACHE_MIN_UNITS);
 }
 
-void *task_cache_get(struct task_cache *c, size_t size)
+void *wisp__task_cache_get(struct task_cache *c, size_t size)
 {
     int k = cache_class(size);
     if (k < 0 || c->count[k] == 0)
@@ -31,7 +31,7 @@ void *task_cache_get(struct task_cache *c, size_t size)
     return c->blocks[k][--c->count[k]];
 }
 
-_Bool task_cache_put(struct task_cache *c, void *block, size_t size)
+_Bool wisp__task_cache_put(struct task_cache *c, void *block, size_t size)
 {
     int k = cache_class(size);
     if (k < 0 || c->count[k] == TASK_CACHE_DEPTH)
@@ -40,7 +40,7 @@ _Bool task_cache_put(struct task_cache *c, void *block, size_t size)
     return 1;
 }
 
-void task_cache_drain(struct task_cache *c)
+void wisp__task_cache_drain(struct task_cache *c)
 {
     for (int k = 0; k < TASK_CACHE_CLASSES; k++) {
         size_t size = (size_t)(k + TASK_CACHE_MIN_UNITS) * 16;

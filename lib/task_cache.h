@@ -22,10 +22,10 @@ struct task_cache {
 };
 
 /* size: a multiple of 16.  NULL when the cache has no block of that size. */
-void *task_cache_get(struct task_cache *c, size_t size);
+void *wisp__task_cache_get(struct task_cache *c, size_t size);
 /* false when the block does not fit (wrong size or class full). */
-_Bool task_cache_put(struct task_cache *c, void *block, size_t size);
+_Bool wisp__task_cache_put(struct task_cache *c, void *block, size_t size);
 /* Returns every cached block to the allocator. */
-void task_cache_drain(struct task_cache *c);
+void wisp__task_cache_drain(struct task_cache *c);
 
 #endif /* WISP_TASK_CACHE_H */

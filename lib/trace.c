@@ -24,9 +24,10 @@
 
 #include <wisp/metrics.h>
 
+#include "clock.h"
 #include "runtime.h"
 
-#if WISP_TRACING_ENABLED
+#if WISP_TRACING
 
 #define DEFAULT_EVENTS 65536
 /* Trace timestamps are microseconds (Chrome's unit), with ns precision. */
@@ -49,19 +50,12 @@ struct trace_state {
     uint64_t tsc0, ns0;        /* calibration at start */
 };
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t ticks(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     return __rdtsc();
 #else
-    return mono_ns();
+    return clock_now_ns();
 #endif
 }
 
@@ -79,7 +73,7 @@ static void ring_record(struct trace_ring *r, enum trace_type type, uint64_t a, 
     atomic_store_explicit(&r->head, h + 1, memory_order_release);
 }
 
-void trace_record_slow(struct wisp_runtime *rt, struct worker *w, enum trace_type type,
+void wisp__trace_record_slow(struct wisp_runtime *rt, struct worker *w, enum trace_type type,
                        uint64_t a, int64_t b)
 {
     /* acquire: pairs with the release store in wisp_trace_start. */
@@ -98,7 +92,7 @@ void trace_record_slow(struct wisp_runtime *rt, struct worker *w, enum trace_typ
 static void trace_calibrate(struct trace_state *ts)
 {
     ts->tsc0 = ticks();
-    ts->ns0 = mono_ns();
+    ts->ns0 = clock_now_ns();
 }
 
 static void trace_state_free(struct trace_state *ts)
@@ -165,7 +159,7 @@ int wisp_trace_start(wisp_runtime_t *rt, size_t events_per_worker)
         if (!ts)
             err = -ENOMEM;
         else
-            /* release: pairs with the acquire in trace_record_slow. */
+            /* release: pairs with the acquire in wisp__trace_record_slow. */
             atomic_store_explicit(&rt->trace, ts, memory_order_release);
     }
     if (!err)
@@ -311,7 +305,7 @@ int wisp_trace_write(wisp_runtime_t *rt, const char *path)
     else if (!f)
         err = -errno;
     if (!err) {
-        uint64_t tsc1 = ticks(), ns1 = mono_ns();
+        uint64_t tsc1 = ticks(), ns1 = clock_now_ns();
         struct writer wr = { f, true, 1.0, ts->tsc0 };
         if (tsc1 > ts->tsc0 && ns1 > ts->ns0)
             wr.ns_per_tick = (double)(ns1 - ts->ns0) / (double)(tsc1 - ts->tsc0);
@@ -338,14 +332,14 @@ int wisp_trace_write(wisp_runtime_t *rt, const char *path)
 
 /* ---- runtime life cycle ------------------------------------------------------ */
 
-void trace_runtime_created(struct wisp_runtime *rt)
+void wisp__trace_runtime_created(struct wisp_runtime *rt)
 {
     const char *path = getenv("WISP_TRACE");
     if (path && *path && wisp_trace_start(rt, 0) != 0)
         fprintf(stderr, "wisp: WISP_TRACE: cannot start tracing\n");
 }
 
-void trace_runtime_flush(struct wisp_runtime *rt)
+void wisp__trace_runtime_flush(struct wisp_runtime *rt)
 {
     const char *path = getenv("WISP_TRACE");
     /* relaxed: the workers are joined. */
@@ -356,7 +350,7 @@ void trace_runtime_flush(struct wisp_runtime *rt)
     }
 }
 
-void trace_runtime_destroy(struct wisp_runtime *rt)
+void wisp__trace_runtime_destroy(struct wisp_runtime *rt)
 {
     /* relaxed: the workers are joined. */
     trace_state_free(atomic_load_explicit(&rt->trace, memory_order_relaxed));
@@ -364,7 +358,7 @@ void trace_runtime_destroy(struct wisp_runtime *rt)
 
 #else /* built with WISP_TRACING=OFF: the API says so */
 
-void trace_record_slow(struct wisp_runtime *rt, struct worker *w, enum trace_type type,
+void wisp__trace_record_slow(struct wisp_runtime *rt, struct worker *w, enum trace_type type,
                        uint64_t a, int64_t b)
 {
     (void)rt, (void)w, (void)type, (void)a, (void)b;
@@ -386,17 +380,17 @@ int wisp_trace_write(wisp_runtime_t *rt, const char *path)
     return rt && path ? -ENOTSUP : -EINVAL;
 }
 
-void trace_runtime_created(struct wisp_runtime *rt)
+void wisp__trace_runtime_created(struct wisp_runtime *rt)
 {
     (void)rt;
 }
 
-void trace_runtime_flush(struct wisp_runtime *rt)
+void wisp__trace_runtime_flush(struct wisp_runtime *rt)
 {
     (void)rt;
 }
 
-void trace_runtime_destroy(struct wisp_runtime *rt)
+void wisp__trace_runtime_destroy(struct wisp_runtime *rt)
 {
     (void)rt;
 }

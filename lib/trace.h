@@ -16,11 +16,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "util.h"
+#include <wisp/config.h>
 
-#ifndef WISP_TRACING_ENABLED
-#define WISP_TRACING_ENABLED 1
-#endif
+#include "util.h"
 
 struct wisp_runtime;
 struct worker;
@@ -35,10 +33,10 @@ enum trace_type {
     TRACE_UNPARK,
 };
 
-void trace_record_slow(struct wisp_runtime *rt, struct worker *w, enum trace_type type,
+void wisp__trace_record_slow(struct wisp_runtime *rt, struct worker *w, enum trace_type type,
                        uint64_t a, int64_t b);
 
-#if WISP_HAVE_SDT
+#if WISP_USDT
 #include <sys/sdt.h>
 /* type is a constant at every call site, so one probe remains per site. */
 static inline void trace_usdt(enum trace_type type, int worker, uint64_t a, int64_t b)
@@ -64,10 +62,10 @@ static inline void trace_usdt(enum trace_type type, int worker, uint64_t a, int6
 static inline void trace_event(struct wisp_runtime *rt, _Atomic bool *recording,
                                struct worker *w, enum trace_type type, uint64_t a, int64_t b)
 {
-#if WISP_TRACING_ENABLED
-    /* relaxed: a hint; trace_record_slow acquires the rings. */
+#if WISP_TRACING
+    /* relaxed: a hint; wisp__trace_record_slow acquires the rings. */
     if (unlikely(atomic_load_explicit(recording, memory_order_relaxed)))
-        trace_record_slow(rt, w, type, a, b);
+        wisp__trace_record_slow(rt, w, type, a, b);
 #else
     (void)rt, (void)recording, (void)w, (void)type, (void)a, (void)b;
 #endif
@@ -75,8 +73,8 @@ static inline void trace_event(struct wisp_runtime *rt, _Atomic bool *recording,
 
 /* Runtime life cycle: created starts tracing if WISP_TRACE=path is set;
  * flush (the workers joined) writes that file; destroy frees the rings. */
-void trace_runtime_created(struct wisp_runtime *rt);
-void trace_runtime_flush(struct wisp_runtime *rt);
-void trace_runtime_destroy(struct wisp_runtime *rt);
+void wisp__trace_runtime_created(struct wisp_runtime *rt);
+void wisp__trace_runtime_flush(struct wisp_runtime *rt);
+void wisp__trace_runtime_destroy(struct wisp_runtime *rt);
 
 #endif /* WISP_TRACE_INTERNAL_H */

@@ -104,25 +104,25 @@ wisp_poll_t wisp_yield(wisp_context_t *cx)
 
 static wisp_waker_t task_waker_clone(const void *data)
 {
-    task_ref((struct wisp_task *)data);
-    return (wisp_waker_t){ data, &task_waker_vtable };
+    wisp__task_ref((struct wisp_task *)data);
+    return (wisp_waker_t){ data, &wisp__task_waker_vtable };
 }
 
 static void task_waker_wake(const void *data)
 {
-    task_wake((struct wisp_task *)data);
+    wisp__task_wake((struct wisp_task *)data);
 }
 
 static void task_waker_wake_by_ref(const void *data)
 {
-    task_wake_by_ref((struct wisp_task *)data);
+    wisp__task_wake_by_ref((struct wisp_task *)data);
 }
 
 static void task_waker_drop(const void *data)
 {
-    task_unref((struct wisp_task *)data, 1);
+    wisp__task_unref((struct wisp_task *)data, 1);
 }
 
-const wisp_waker_vtable_t task_waker_vtable = {
+const wisp_waker_vtable_t wisp__task_waker_vtable = {
     task_waker_clone, task_waker_wake, task_waker_wake_by_ref, task_waker_drop,
 };

@@ -3,7 +3,7 @@
  * Owns: each worker's local queue (deque bottom, LIFO slot, spawn slot,
  * deferred list), its searching flag and tick, and the calling thread's
  * worker pointer.  Touches: other workers' deques (top only) and spawn slots
- * by stealing, the injector, park.c's counters.
+ * by stealing, the injector, idle.c's counters.
  *
  * The local queue is two one-task slots in front of the Chase-Lev deque.  A
  * task woken by a poll on this worker goes into the private LIFO slot and
@@ -22,8 +22,8 @@
  * wait on a deferred list behind the work that is ready now; then stealing;
  * then a bounded spin; then parking. */
 #include <stdlib.h>
-#include <time.h>
 
+#include "clock.h"
 #include "runtime.h"
 #include "task.h"
 
@@ -44,7 +44,7 @@
 
 static WISP_TLS struct worker *current_worker;
 
-struct worker *worker_current(void)
+struct worker *wisp__worker_current(void)
 {
     return current_worker;
 }
@@ -55,7 +55,7 @@ static void close_chain(struct wisp_task *t)
 {
     while (t) {
         struct wisp_task *next = t->next;
-        task_close_queued(t);
+        wisp__task_close_queued(t);
         t = next;
     }
 }
@@ -64,9 +64,9 @@ static void close_chain(struct wisp_task *t)
 static void worker_overflow(struct worker *w, struct wisp_task *t)
 {
     for (;;) {
-        size_t n = deque_take_half(&w->deque, w->scratch);
+        size_t n = wisp__deque_take_half(&w->deque, w->scratch);
         if (n == 0) { /* a thief made room */
-            if (deque_push(&w->deque, t))
+            if (wisp__deque_push(&w->deque, t))
                 return;
             continue;
         }
@@ -74,7 +74,7 @@ static void worker_overflow(struct worker *w, struct wisp_task *t)
             w->scratch[i]->next = w->scratch[i + 1];
         w->scratch[n - 1]->next = t;
         METRIC_ADD(&w->metrics, overflows, n + 1);
-        if (!injector_push_chain(&w->rt->injector, w->scratch[0], t, n + 1, FROM_OVERFLOW)) {
+        if (!wisp__injector_push_chain(&w->rt->injector, w->scratch[0], t, n + 1, FROM_OVERFLOW)) {
             t->next = NULL;
             close_chain(w->scratch[0]);
         }
@@ -84,11 +84,11 @@ static void worker_overflow(struct worker *w, struct wisp_task *t)
 
 static void worker_push(struct worker *w, struct wisp_task *t)
 {
-    if (!deque_push(&w->deque, t))
+    if (!wisp__deque_push(&w->deque, t))
         worker_overflow(w, t);
 }
 
-bool runtime_outside_enter(struct wisp_runtime *rt)
+bool wisp__runtime_outside_enter(struct wisp_runtime *rt)
 {
     struct worker *w = current_worker;
     if (w && w->rt == rt)
@@ -100,7 +100,7 @@ bool runtime_outside_enter(struct wisp_runtime *rt)
     return true;
 }
 
-void runtime_outside_exit(struct wisp_runtime *rt)
+void wisp__runtime_outside_exit(struct wisp_runtime *rt)
 {
     /* release: our last touch of rt happens before wisp_runtime_free's
      * acquire load that lets it free rt. */
@@ -113,24 +113,24 @@ void runtime_outside_exit(struct wisp_runtime *rt)
 static void schedule_outside(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
 {
     if (!spawn)
-        runtime_outside_enter(rt);
+        wisp__runtime_outside_enter(rt);
     TRACE(rt, NULL, spawn ? TRACE_SPAWN : TRACE_WAKE, t, -1);
-    if (injector_push(&rt->injector, t, spawn ? FROM_OUTSIDE_SPAWN : FROM_OUTSIDE_WAKE))
-        idle_notify_one(&rt->idle);
+    if (wisp__injector_push(&rt->injector, t, spawn ? FROM_OUTSIDE_SPAWN : FROM_OUTSIDE_WAKE))
+        wisp__idle_notify_one(&rt->idle);
     else /* shutting down: close it ourselves (we own its run reference) */
-        task_close_queued(t);
+        wisp__task_close_queued(t);
     if (!spawn)
-        runtime_outside_exit(rt);
+        wisp__runtime_outside_exit(rt);
 }
 
 /* After pushing to our deque: wake an idle worker if none is searching. */
 static void worker_offer(struct worker *w)
 {
-    deque_publish(&w->deque);
-    idle_notify_one(&w->rt->idle);
+    wisp__deque_publish(&w->deque);
+    wisp__idle_notify_one(&w->rt->idle);
 }
 
-void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
+void wisp__worker_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
 {
     struct worker *w = current_worker;
     if (!w || w->rt != rt) {
@@ -142,8 +142,8 @@ void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
      * waits for a busy worker's poll). */
     if (spawn) {
         METRIC_ADD(&w->metrics, spawns, 1);
-        /* seq_cst: like deque_publish, orders the new task before the
-         * check of idle workers below (park.c's Dekker pattern); release
+        /* seq_cst: like wisp__deque_publish, orders the new task before the
+         * check of idle workers below (idle.c's Dekker pattern); release
          * for thieves, whose acquire CAS takes the slot. */
         struct wisp_task *displaced =
             atomic_exchange_explicit(&w->spawned, t, memory_order_seq_cst);
@@ -154,7 +154,7 @@ void runtime_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn)
          * lost.  A seq_cst publish here would cost every spawn an RMW. */
         if (displaced)
             worker_push(w, displaced);
-        idle_notify_one(&rt->idle);
+        wisp__idle_notify_one(&rt->idle);
         return;
     }
     /* A wake waits for the poll to end: unparking a worker costs a futex
@@ -201,13 +201,13 @@ static struct wisp_task *worker_pop_injector(struct worker *w)
     if (!len)
         return NULL;
     size_t want = len / rt->nworkers + 1;
-    size_t room = deque_capacity(&w->deque) / 2;
+    size_t room = wisp__deque_capacity(&w->deque) / 2;
     if (want > room)
         want = room;
     if (want > INJECTOR_BATCH_MAX)
         want = INJECTOR_BATCH_MAX;
     size_t n;
-    struct wisp_task *first = injector_pop_batch(&rt->injector, want, &n);
+    struct wisp_task *first = wisp__injector_pop_batch(&rt->injector, want, &n);
     if (!first)
         return NULL;
     METRIC_ADD(&w->metrics, injector_pops, n);
@@ -277,7 +277,7 @@ static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
         if (victim == w)
             continue;
         METRIC_ADD(&w->metrics, steal_attempts, 1);
-        size_t len = deque_len(&victim->deque);
+        size_t len = wisp__deque_len(&victim->deque);
         if (len == 0 && take_lone) {
             struct wisp_task *t = steal_spawned(victim);
             if (t) {
@@ -290,14 +290,14 @@ static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
         struct wisp_task *first = NULL;
         enum steal_result r;
         do
-            r = deque_steal(&victim->deque, &first);
+            r = wisp__deque_steal(&victim->deque, &first);
         while (r == STEAL_RETRY);
         if (r != STEAL_OK)
             continue;
-        size_t taken = 1, extra = deque_len(&victim->deque) / 2;
+        size_t taken = 1, extra = wisp__deque_len(&victim->deque) / 2;
         for (size_t k = 0; k < extra; k++, taken++) {
             struct wisp_task *t;
-            if (deque_steal(&victim->deque, &t) != STEAL_OK)
+            if (wisp__deque_steal(&victim->deque, &t) != STEAL_OK)
                 break;
             worker_push(w, t);
         }
@@ -307,22 +307,15 @@ static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
     return NULL;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Looks for work for at most SEARCH_NS, then gives up (the caller parks). */
 static struct wisp_task *worker_search(struct worker *w)
 {
     if (!w->searching) {
-        if (!idle_begin_search(&w->rt->idle))
+        if (!wisp__idle_begin_search(&w->rt->idle))
             return NULL;
         w->searching = true;
     }
-    uint64_t start = now_ns(), elapsed = 0;
+    uint64_t start = clock_now_ns(), elapsed = 0;
     while (elapsed < SEARCH_NS) {
         struct wisp_task *t = worker_steal(w, elapsed >= LONE_STEAL_NS);
         if (!t)
@@ -333,7 +326,7 @@ static struct wisp_task *worker_search(struct worker *w)
             return NULL;
         for (int i = 0; i < SPIN_PAUSES; i++)
             cpu_relax();
-        elapsed = now_ns() - start;
+        elapsed = clock_now_ns() - start;
     }
     return NULL;
 }
@@ -354,7 +347,7 @@ static struct wisp_task *worker_next_task(struct worker *w)
          * (each waking or spawning the next) would otherwise keep what waits
          * on the deque from ever running.  Its bottom, not its top, so a
          * fork-join tree keeps its depth-first order. */
-        if ((t = worker_pop_injector(w)) || (t = deque_pop(&w->deque)))
+        if ((t = worker_pop_injector(w)) || (t = wisp__deque_pop(&w->deque)))
             return t;
     }
     if ((t = w->next)) {
@@ -371,25 +364,25 @@ static struct wisp_task *worker_next_task(struct worker *w)
     if (atomic_load_explicit(&w->spawned, memory_order_relaxed) &&
         (t = atomic_exchange_explicit(&w->spawned, NULL, memory_order_relaxed)))
         return t;
-    if ((t = deque_pop(&w->deque)))
+    if ((t = wisp__deque_pop(&w->deque)))
         return t;
     if ((t = worker_pop_injector(w)))
         return t;
-    if (worker_flush_deferred(w) && (t = deque_pop(&w->deque)))
+    if (worker_flush_deferred(w) && (t = wisp__deque_pop(&w->deque)))
         return t;
     return worker_search(w);
 }
 
 /* ---- the loop ------------------------------------------------------------- */
 
-bool runtime_has_work(struct wisp_runtime *rt)
+bool wisp__worker_any_work(struct wisp_runtime *rt)
 {
     if (injector_len(&rt->injector))
         return true;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         struct worker *w = rt->workers[i];
-        /* seq_cst: pairs with the spawner's seq_cst exchange (park.c). */
-        if (deque_len(&w->deque) || atomic_load_explicit(&w->spawned, memory_order_seq_cst))
+        /* seq_cst: pairs with the spawner's seq_cst exchange (idle.c). */
+        if (wisp__deque_len(&w->deque) || atomic_load_explicit(&w->spawned, memory_order_seq_cst))
             return true;
     }
     return false;
@@ -400,15 +393,15 @@ static void worker_end_search(struct worker *w)
     w->searching = false;
     /* The last searcher to find work hands the search on, so that further
      * queued work finds a worker (Tokio's and Go's ramp-up). */
-    if (idle_end_search(&w->rt->idle) && runtime_has_work(w->rt))
-        idle_notify_one(&w->rt->idle);
+    if (wisp__idle_end_search(&w->rt->idle) && wisp__worker_any_work(w->rt))
+        wisp__idle_notify_one(&w->rt->idle);
 }
 
 /* Busy time is the time between unparking and parking again. */
 static void worker_count_busy(struct worker *w, bool parking)
 {
-#if WISP_METRICS_ENABLED
-    uint64_t now = metrics_now_ns();
+#if WISP_METRICS
+    uint64_t now = clock_now_ns();
     if (parking) {
         METRIC_ADD(&w->metrics, busy_ns, now - w->metrics.busy_since);
         METRIC_ADD(&w->metrics, parks, 1);
@@ -425,28 +418,28 @@ static void worker_count_busy(struct worker *w, bool parking)
 static void worker_park(struct worker *w)
 {
     struct wisp_runtime *rt = w->rt;
-    idle_park_prepare(&rt->idle, w, w->searching);
+    wisp__idle_park_prepare(&rt->idle, w, w->searching);
     w->searching = false;
-    /* The last check (see park.c): work queued before a producer could see
+    /* The last check (see idle.c): work queued before a producer could see
      * us parked, or shutdown. */
-    if (runtime_has_work(rt) || w->deferred || w->next || runtime_is_shutdown(rt)) {
-        idle_park_cancel(&rt->idle, w);
+    if (wisp__worker_any_work(rt) || w->deferred || w->next || runtime_is_shutdown(rt)) {
+        wisp__idle_park_cancel(&rt->idle, w);
     } else {
         worker_count_busy(w, true);
         TRACE(rt, w, TRACE_PARK, 0, 0);
-        idle_park_wait(w);
+        wisp__idle_park_wait(w);
         TRACE(rt, w, TRACE_UNPARK, 0, 0);
         worker_count_busy(w, false);
     }
     w->searching = true; /* whoever unparked us counted us as searching */
 }
 
-void *worker_main(void *arg)
+void *wisp__worker_main(void *arg)
 {
     struct worker *w = arg;
     struct wisp_runtime *rt = w->rt;
     current_worker = w;
-    w->metrics.busy_since = metrics_now_ns();
+    w->metrics.busy_since = clock_now_ns();
     while (!runtime_is_shutdown(rt)) {
         struct wisp_task *t = worker_next_task(w);
         if (!t) {
@@ -456,34 +449,34 @@ void *worker_main(void *arg)
         if (w->searching)
             worker_end_search(w);
         METRIC_ADD(&w->metrics, polls, 1);
-        if (task_run(t)) { /* woken during its poll (wisp_yield): a local wake */
+        if (wisp__task_run(t)) { /* woken during its poll (wisp_yield): a local wake */
             METRIC_ADD(&w->metrics, wakes, 1);
             worker_defer(w, t);
         }
         worker_after_poll(w);
     }
     current_worker = NULL;
-    task_cache_drain(&w->cache);
+    wisp__task_cache_drain(&w->cache);
     return NULL;
 }
 
-void runtime_close_injector(struct wisp_runtime *rt)
+void wisp__worker_close_injector(struct wisp_runtime *rt)
 {
-    close_chain(injector_close(&rt->injector));
+    close_chain(wisp__injector_close(&rt->injector));
 }
 
-void worker_close_queued(struct worker *w)
+void wisp__worker_close_queued(struct worker *w)
 {
     /* The worker has exited: this thread is now the deque's owner. */
     struct wisp_task *t;
     if (w->next)
-        task_close_queued(w->next);
+        wisp__task_close_queued(w->next);
     w->next = NULL;
     /* relaxed: the worker thread has been joined. */
     if ((t = atomic_exchange_explicit(&w->spawned, NULL, memory_order_relaxed)))
-        task_close_queued(t);
+        wisp__task_close_queued(t);
     close_chain(w->deferred);
     w->deferred = NULL;
-    while ((t = deque_pop(&w->deque)))
-        task_close_queued(t);
+    while ((t = wisp__deque_pop(&w->deque)))
+        wisp__task_close_queued(t);
 }

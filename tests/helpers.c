@@ -2,7 +2,10 @@
 #include "helpers.h"
 
 #include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 long stress(long n)
@@ -77,9 +80,11 @@ int run_suite(Suite *s)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
+int skip_suite(const char *why)
+{
+    printf("SKIP: %s\n", why);
+    return 77;
+}
 
 void signal_init(struct signal *s)
 {
@@ -165,4 +170,59 @@ void check_no_failure(struct failure *f)
 {
     int n = atomic_load(&f->count);
     ck_assert_msg(n == 0, "%d failure(s) in worker threads, first: %s", n, f->msg);
+}
+
+/* ---- run_parents: remote parents each spawn two yielding children ------- */
+
+struct child {
+    int yields;
+};
+
+static wisp_poll_t child_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct child *c = f;
+    if (c->yields-- > 0)
+        return wisp_yield(cx);
+    *out = NULL;
+    return WISP_READY;
+}
+
+struct parent {
+    wisp_runtime_t *rt;
+    wisp_join_t *a, *b;
+    int phase;
+};
+
+static wisp_poll_t parent_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct parent *p = f;
+    int st;
+    void *v;
+    if (p->phase == 0) {
+        struct child c = { 3 };
+        ck_assert_int_eq(wisp_spawn(p->rt, child_poll, &c, sizeof(c), NULL, &p->a), 0);
+        ck_assert_int_eq(wisp_spawn(p->rt, child_poll, &c, sizeof(c), NULL, &p->b), 0);
+        p->phase = 1;
+    }
+    if (p->phase == 1) {
+        if (wisp_join_poll(p->a, cx, &st, &v) == WISP_PENDING)
+            return WISP_PENDING;
+        p->phase = 2;
+    }
+    if (wisp_join_poll(p->b, cx, &st, &v) == WISP_PENDING)
+        return WISP_PENDING;
+    *out = NULL;
+    return WISP_READY;
+}
+
+void run_parents(wisp_runtime_t *rt, int n)
+{
+    wisp_join_t **j = calloc((size_t)n, sizeof(*j));
+    for (int i = 0; i < n; i++) {
+        struct parent p = { rt, NULL, NULL, 0 };
+        ck_assert_int_eq(wisp_spawn(rt, parent_poll, &p, sizeof(p), NULL, &j[i]), 0);
+    }
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(wisp_join(j[i], NULL), 0);
+    free(j);
 }

@@ -31,7 +31,9 @@ void wait_for(_Atomic long *flag, long want, double seconds);
 /* Run a suite with Check in fork mode; returns the process exit code. */
 int run_suite(Suite *s);
 
-#endif
+/* A suite that cannot run in this build: says why, and returns 77, which
+ * ctest reports as a skip (SKIP_RETURN_CODE). */
+int skip_suite(const char *why);
 
 /* Sanitizer builds reserve huge address ranges: skip RLIMIT_AS tests. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -80,5 +82,11 @@ struct failure {
 void fail_later(struct failure *f, const char *fmt, ...);
 void check_no_failure(struct failure *f);
 
+/* A small fork-join workload: n parents spawned from this thread, each
+ * spawning two children that yield three times; joins them all. */
+void run_parents(wisp_runtime_t *rt, int n);
+
 /* Threads: count the calling process's threads (from /proc). */
 int process_threads(void);
+
+#endif /* WISP_TEST_HELPERS_H */

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # tests/run-all.sh - sets up, builds and runs the whole test suite in the
-# three builds CI uses: Release with jemalloc, ThreadSanitizer, and
-# AddressSanitizer + UndefinedBehaviorSanitizer (halt on the first error,
-# leak detection on).  Build trees go to build-test-*/.
-#   tests/run-all.sh            all three builds
-#   tests/run-all.sh release    only one of: release, tsan, asan
+# builds CI uses: Release with jemalloc, Release without metrics and
+# tracing, ThreadSanitizer, and AddressSanitizer + UndefinedBehaviorSanitizer
+# (halt on the first error, leak detection on); then the installed tree and
+# a parent project that adds wisp with add_subdirectory.  Build trees go to
+# build-test-*/.
+#   tests/run-all.sh            everything
+#   tests/run-all.sh release    only one of: release, bare, tsan, asan
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,12 +42,34 @@ check_install() {
     cmake -S tests/install -B build-test-release/consumer -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
     cmake --build build-test-release/consumer >/dev/null
     LD_LIBRARY_PATH="$(dirname "$pc")" build-test-release/consumer/consumer >/dev/null
-    echo "install check passed: pkg-config and find_package(wisp)"
+    tests/check-symbols.sh "$(dirname "$pc")/libwisp.a"
+    echo "install check passed: pkg-config, find_package(wisp), static symbols"
+}
+
+# A parent project adds wisp with add_subdirectory, with and without a build
+# type of its own: wisp must build there and leave the parent's cache alone.
+check_subproject() {
+    echo "==== subproject check"
+    local dir=build-test-release/parent
+    rm -rf "$dir" "$dir-typed"
+    cmake -S tests/subproject -B "$dir" -DWISP_PARENT_EXPECT_BUILD_TYPE= >/dev/null
+    cmake --build "$dir" -j "$jobs" >/dev/null
+    "$dir/parent" >/dev/null
+    "$dir/parent_static" >/dev/null
+    cmake -S tests/subproject -B "$dir-typed" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DWISP_PARENT_EXPECT_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$dir-typed" -j "$jobs" >/dev/null
+    "$dir-typed/parent" >/dev/null
+    echo "subproject check passed: add_subdirectory(wisp), shared and static"
 }
 
 if [ "$only" = all ] || [ "$only" = release ]; then
     build_and_test release -DCMAKE_BUILD_TYPE=Release -DWISP_JEMALLOC=ON
     check_install
+    check_subproject
+fi
+if [ "$only" = all ] || [ "$only" = bare ]; then
+    build_and_test bare -DCMAKE_BUILD_TYPE=Release -DWISP_METRICS=OFF -DWISP_TRACING=OFF
 fi
 if [ "$only" = all ] || [ "$only" = tsan ]; then
     TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1" \

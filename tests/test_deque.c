@@ -1,6 +1,6 @@
 /* test_deque.c - the Chase-Lev work-stealing deque (lib/deque.c) on its own:
  * argument checks, LIFO pop / FIFO steal, ring wraparound on a tiny deque
- * (checked against a reference model), full pushes and deque_take_half,
+ * (checked against a reference model), full pushes and wisp__deque_take_half,
  * a multi-thief stampede with overflow where every item must be taken
  * exactly once, and the owner's pop racing thieves for the last element.
  *
@@ -94,43 +94,43 @@ static void start_thread(pthread_t *th, void *(*fn)(void *), void *arg)
 START_TEST(test_init_rejects_bad_capacity)
 {
     struct deque d;
-    ck_assert_int_eq(deque_init(&d, 0), -EINVAL);
-    ck_assert_int_eq(deque_init(&d, 1), -EINVAL);
-    ck_assert_int_eq(deque_init(&d, 3), -EINVAL);
-    ck_assert_int_eq(deque_init(&d, 6), -EINVAL);
-    ck_assert_int_eq(deque_init(&d, 2), 0);
-    ck_assert_uint_eq(deque_capacity(&d), 2);
-    deque_destroy(&d);
-    ck_assert_int_eq(deque_init(&d, 1024), 0);
-    ck_assert_uint_eq(deque_capacity(&d), 1024);
-    deque_destroy(&d);
+    ck_assert_int_eq(wisp__deque_init(&d, 0), -EINVAL);
+    ck_assert_int_eq(wisp__deque_init(&d, 1), -EINVAL);
+    ck_assert_int_eq(wisp__deque_init(&d, 3), -EINVAL);
+    ck_assert_int_eq(wisp__deque_init(&d, 6), -EINVAL);
+    ck_assert_int_eq(wisp__deque_init(&d, 2), 0);
+    ck_assert_uint_eq(wisp__deque_capacity(&d), 2);
+    wisp__deque_destroy(&d);
+    ck_assert_int_eq(wisp__deque_init(&d, 1024), 0);
+    ck_assert_uint_eq(wisp__deque_capacity(&d), 1024);
+    wisp__deque_destroy(&d);
 }
 END_TEST
 
 START_TEST(test_empty)
 {
     struct deque d;
-    ck_assert_int_eq(deque_init(&d, 8), 0);
+    ck_assert_int_eq(wisp__deque_init(&d, 8), 0);
     struct wisp_task *out = NULL;
-    ck_assert_uint_eq(deque_len(&d), 0);
+    ck_assert_uint_eq(wisp__deque_len(&d), 0);
     for (int i = 0; i < 3; i++) {
-        ck_assert_ptr_null(deque_pop(&d));
-        ck_assert_int_eq(deque_steal(&d, &out), STEAL_EMPTY);
-        ck_assert_uint_eq(deque_len(&d), 0);
+        ck_assert_ptr_null(wisp__deque_pop(&d));
+        ck_assert_int_eq(wisp__deque_steal(&d, &out), STEAL_EMPTY);
+        ck_assert_uint_eq(wisp__deque_len(&d), 0);
     }
     /* A pop on empty must restore bottom: the deque still works. */
     tokens_alloc(2);
-    ck_assert(deque_push(&d, tok(0)));
-    ck_assert_uint_eq(deque_len(&d), 1);
-    ck_assert_ptr_eq(deque_pop(&d), tok(0));
-    ck_assert_ptr_null(deque_pop(&d));
-    ck_assert(deque_push(&d, tok(1)));
-    ck_assert_int_eq(deque_steal(&d, &out), STEAL_OK);
+    ck_assert(wisp__deque_push(&d, tok(0)));
+    ck_assert_uint_eq(wisp__deque_len(&d), 1);
+    ck_assert_ptr_eq(wisp__deque_pop(&d), tok(0));
+    ck_assert_ptr_null(wisp__deque_pop(&d));
+    ck_assert(wisp__deque_push(&d, tok(1)));
+    ck_assert_int_eq(wisp__deque_steal(&d, &out), STEAL_OK);
     ck_assert_ptr_eq(out, tok(1));
-    ck_assert_int_eq(deque_steal(&d, &out), STEAL_EMPTY);
-    ck_assert_ptr_null(deque_pop(&d));
-    ck_assert_uint_eq(deque_len(&d), 0);
-    deque_destroy(&d);
+    ck_assert_int_eq(wisp__deque_steal(&d, &out), STEAL_EMPTY);
+    ck_assert_ptr_null(wisp__deque_pop(&d));
+    ck_assert_uint_eq(wisp__deque_len(&d), 0);
+    wisp__deque_destroy(&d);
     tokens_free();
 }
 END_TEST
@@ -138,29 +138,29 @@ END_TEST
 START_TEST(test_pop_lifo_steal_fifo)
 {
     struct deque d;
-    ck_assert_int_eq(deque_init(&d, 16), 0);
+    ck_assert_int_eq(wisp__deque_init(&d, 16), 0);
     tokens_alloc(10);
     for (size_t i = 0; i < 10; i++) {
-        ck_assert(deque_push(&d, tok(i)));
-        ck_assert_uint_eq(deque_len(&d), i + 1);
+        ck_assert(wisp__deque_push(&d, tok(i)));
+        ck_assert_uint_eq(wisp__deque_len(&d), i + 1);
     }
     /* The owner pops the newest first. */
-    ck_assert_ptr_eq(deque_pop(&d), tok(9));
-    ck_assert_ptr_eq(deque_pop(&d), tok(8));
-    ck_assert_uint_eq(deque_len(&d), 8);
+    ck_assert_ptr_eq(wisp__deque_pop(&d), tok(9));
+    ck_assert_ptr_eq(wisp__deque_pop(&d), tok(8));
+    ck_assert_uint_eq(wisp__deque_len(&d), 8);
     /* Thieves take the oldest first. */
     struct wisp_task *out = NULL;
     for (size_t i = 0; i < 3; i++) {
-        ck_assert_int_eq(deque_steal(&d, &out), STEAL_OK);
+        ck_assert_int_eq(wisp__deque_steal(&d, &out), STEAL_OK);
         ck_assert_ptr_eq(out, tok(i));
     }
-    ck_assert_uint_eq(deque_len(&d), 5);
+    ck_assert_uint_eq(wisp__deque_len(&d), 5);
     for (size_t i = 7; i >= 3; i--)
-        ck_assert_ptr_eq(deque_pop(&d), tok(i));
-    ck_assert_uint_eq(deque_len(&d), 0);
-    ck_assert_ptr_null(deque_pop(&d));
-    ck_assert_int_eq(deque_steal(&d, &out), STEAL_EMPTY);
-    deque_destroy(&d);
+        ck_assert_ptr_eq(wisp__deque_pop(&d), tok(i));
+    ck_assert_uint_eq(wisp__deque_len(&d), 0);
+    ck_assert_ptr_null(wisp__deque_pop(&d));
+    ck_assert_int_eq(wisp__deque_steal(&d, &out), STEAL_EMPTY);
+    wisp__deque_destroy(&d);
     tokens_free();
 }
 END_TEST
@@ -173,7 +173,7 @@ START_TEST(test_wraparound_cycles)
 {
     enum { ROUNDS = 10000 };
     struct deque d;
-    ck_assert_int_eq(deque_init(&d, 4), 0);
+    ck_assert_int_eq(wisp__deque_init(&d, 4), 0);
     tokens_alloc((size_t)ROUNDS * 4 + 1);
     unsigned char *seen = calloc(ntokens, 1);
     ck_assert_ptr_nonnull(seen);
@@ -182,23 +182,23 @@ START_TEST(test_wraparound_cycles)
     for (int r = 0; r < ROUNDS; r++) {
         size_t a = next;
         for (int k = 0; k < 4; k++)
-            REQUIRE(deque_push(&d, tok(next++)));
-        REQUIRE(deque_len(&d) == 4);
-        REQUIRE(!deque_push(&d, tok(ntokens - 1))); /* full */
-        REQUIRE(deque_len(&d) == 4);
-        REQUIRE(deque_steal(&d, &out) == STEAL_OK);
+            REQUIRE(wisp__deque_push(&d, tok(next++)));
+        REQUIRE(wisp__deque_len(&d) == 4);
+        REQUIRE(!wisp__deque_push(&d, tok(ntokens - 1))); /* full */
+        REQUIRE(wisp__deque_len(&d) == 4);
+        REQUIRE(wisp__deque_steal(&d, &out) == STEAL_OK);
         REQUIRE_ITEM(out, a);
         seen[a]++;
-        REQUIRE_ITEM(deque_pop(&d), a + 3);
+        REQUIRE_ITEM(wisp__deque_pop(&d), a + 3);
         seen[a + 3]++;
-        REQUIRE(deque_steal(&d, &out) == STEAL_OK);
+        REQUIRE(wisp__deque_steal(&d, &out) == STEAL_OK);
         REQUIRE_ITEM(out, a + 1);
         seen[a + 1]++;
-        REQUIRE_ITEM(deque_pop(&d), a + 2);
+        REQUIRE_ITEM(wisp__deque_pop(&d), a + 2);
         seen[a + 2]++;
-        REQUIRE(deque_len(&d) == 0);
-        REQUIRE(deque_pop(&d) == NULL);
-        REQUIRE(deque_steal(&d, &out) == STEAL_EMPTY);
+        REQUIRE(wisp__deque_len(&d) == 0);
+        REQUIRE(wisp__deque_pop(&d) == NULL);
+        REQUIRE(wisp__deque_steal(&d, &out) == STEAL_EMPTY);
     }
     /* The indices really went round the ring many times (top moves on by
      * two steals and the last pop each round). */
@@ -208,7 +208,7 @@ START_TEST(test_wraparound_cycles)
         REQUIRE_MSG(seen[i] == 1, "item %zu taken %d times", i, seen[i]);
     REQUIRE(seen[ntokens - 1] == 0);
     free(seen);
-    deque_destroy(&d);
+    wisp__deque_destroy(&d);
     tokens_free();
 }
 END_TEST
@@ -216,60 +216,60 @@ END_TEST
 START_TEST(test_full_and_take_half)
 {
     struct deque d;
-    ck_assert_int_eq(deque_init(&d, 4), 0);
+    ck_assert_int_eq(wisp__deque_init(&d, 4), 0);
     tokens_alloc(16);
     struct wisp_task *out[2] = { NULL, NULL }, *s = NULL;
     /* Move the indices off zero first, so the half straddles the ring end. */
     for (size_t i = 10; i < 13; i++)
-        ck_assert(deque_push(&d, tok(i)));
+        ck_assert(wisp__deque_push(&d, tok(i)));
     for (size_t i = 10; i < 13; i++) {
-        ck_assert_int_eq(deque_steal(&d, &s), STEAL_OK);
+        ck_assert_int_eq(wisp__deque_steal(&d, &s), STEAL_OK);
         ck_assert_ptr_eq(s, tok(i));
     }
     for (size_t i = 0; i < 4; i++)
-        ck_assert(deque_push(&d, tok(i)));
-    ck_assert(!deque_push(&d, tok(4)));
-    ck_assert(!deque_push(&d, tok(4)));
-    ck_assert_uint_eq(deque_len(&d), 4);
+        ck_assert(wisp__deque_push(&d, tok(i)));
+    ck_assert(!wisp__deque_push(&d, tok(4)));
+    ck_assert(!wisp__deque_push(&d, tok(4)));
+    ck_assert_uint_eq(wisp__deque_len(&d), 4);
 
-    ck_assert_uint_eq(deque_take_half(&d, out), 2);
+    ck_assert_uint_eq(wisp__deque_take_half(&d, out), 2);
     ck_assert_ptr_eq(out[0], tok(0));
     ck_assert_ptr_eq(out[1], tok(1));
-    ck_assert_uint_eq(deque_len(&d), 2);
+    ck_assert_uint_eq(wisp__deque_len(&d), 2);
 
     /* Room again: two pushes fit, the third does not. */
-    ck_assert(deque_push(&d, tok(4)));
-    ck_assert(deque_push(&d, tok(5)));
-    ck_assert(!deque_push(&d, tok(6)));
-    ck_assert_uint_eq(deque_len(&d), 4);
+    ck_assert(wisp__deque_push(&d, tok(4)));
+    ck_assert(wisp__deque_push(&d, tok(5)));
+    ck_assert(!wisp__deque_push(&d, tok(6)));
+    ck_assert_uint_eq(wisp__deque_len(&d), 4);
 
     /* Again, on the refilled ring. */
-    ck_assert_uint_eq(deque_take_half(&d, out), 2);
+    ck_assert_uint_eq(wisp__deque_take_half(&d, out), 2);
     ck_assert_ptr_eq(out[0], tok(2));
     ck_assert_ptr_eq(out[1], tok(3));
-    ck_assert(deque_push(&d, tok(6)));
+    ck_assert(wisp__deque_push(&d, tok(6)));
 
     /* What is left comes out in order from both ends. */
-    ck_assert_int_eq(deque_steal(&d, &s), STEAL_OK);
+    ck_assert_int_eq(wisp__deque_steal(&d, &s), STEAL_OK);
     ck_assert_ptr_eq(s, tok(4));
-    ck_assert_ptr_eq(deque_pop(&d), tok(6));
-    ck_assert_ptr_eq(deque_pop(&d), tok(5));
-    ck_assert_ptr_null(deque_pop(&d));
-    ck_assert_int_eq(deque_steal(&d, &s), STEAL_EMPTY);
-    deque_destroy(&d);
+    ck_assert_ptr_eq(wisp__deque_pop(&d), tok(6));
+    ck_assert_ptr_eq(wisp__deque_pop(&d), tok(5));
+    ck_assert_ptr_null(wisp__deque_pop(&d));
+    ck_assert_int_eq(wisp__deque_steal(&d, &s), STEAL_EMPTY);
+    wisp__deque_destroy(&d);
 
     /* Capacity 2: half is one item. */
-    ck_assert_int_eq(deque_init(&d, 2), 0);
-    ck_assert(deque_push(&d, tok(7)));
-    ck_assert(deque_push(&d, tok(8)));
-    ck_assert(!deque_push(&d, tok(9)));
-    ck_assert_uint_eq(deque_take_half(&d, out), 1);
+    ck_assert_int_eq(wisp__deque_init(&d, 2), 0);
+    ck_assert(wisp__deque_push(&d, tok(7)));
+    ck_assert(wisp__deque_push(&d, tok(8)));
+    ck_assert(!wisp__deque_push(&d, tok(9)));
+    ck_assert_uint_eq(wisp__deque_take_half(&d, out), 1);
     ck_assert_ptr_eq(out[0], tok(7));
-    ck_assert(deque_push(&d, tok(9)));
-    ck_assert_ptr_eq(deque_pop(&d), tok(9));
-    ck_assert_ptr_eq(deque_pop(&d), tok(8));
-    ck_assert_ptr_null(deque_pop(&d));
-    deque_destroy(&d);
+    ck_assert(wisp__deque_push(&d, tok(9)));
+    ck_assert_ptr_eq(wisp__deque_pop(&d), tok(9));
+    ck_assert_ptr_eq(wisp__deque_pop(&d), tok(8));
+    ck_assert_ptr_null(wisp__deque_pop(&d));
+    wisp__deque_destroy(&d);
     tokens_free();
 }
 END_TEST
@@ -280,7 +280,7 @@ START_TEST(test_wraparound_model)
 {
     enum { OPS = 200000, CAP = 4 };
     struct deque d;
-    ck_assert_int_eq(deque_init(&d, CAP), 0);
+    ck_assert_int_eq(wisp__deque_init(&d, CAP), 0);
     tokens_alloc(OPS);
     unsigned char *taken = calloc(OPS, 1);
     ck_assert_ptr_nonnull(taken);
@@ -290,11 +290,11 @@ START_TEST(test_wraparound_model)
     for (int op = 0; op < OPS; op++) {
         unsigned kind = (unsigned)(rng_next(&rng) % 5);
         if (kind <= 1 && next < OPS) { /* push (more often, so it fills) */
-            if (!deque_push(&d, tok(next))) {
+            if (!wisp__deque_push(&d, tok(next))) {
                 REQUIRE(count == CAP);
                 fulls++;
                 struct wisp_task *half[CAP / 2];
-                REQUIRE(deque_take_half(&d, half) == CAP / 2);
+                REQUIRE(wisp__deque_take_half(&d, half) == CAP / 2);
                 for (size_t i = 0; i < CAP / 2; i++) {
                     REQUIRE_ITEM(half[i], model[head]);
                     taken[model[head]]++;
@@ -302,14 +302,14 @@ START_TEST(test_wraparound_model)
                     count--;
                 }
                 halves++;
-                REQUIRE(deque_push(&d, tok(next)));
+                REQUIRE(wisp__deque_push(&d, tok(next)));
             } else {
                 REQUIRE(count < CAP);
             }
             model[(head + count) % CAP] = next++;
             count++;
         } else if (kind == 2 || kind == 3) { /* pop: newest */
-            struct wisp_task *t = deque_pop(&d);
+            struct wisp_task *t = wisp__deque_pop(&d);
             if (count == 0) {
                 REQUIRE(t == NULL);
             } else {
@@ -320,7 +320,7 @@ START_TEST(test_wraparound_model)
             }
         } else { /* steal: oldest */
             struct wisp_task *t = NULL;
-            enum steal_result r = deque_steal(&d, &t);
+            enum steal_result r = wisp__deque_steal(&d, &t);
             if (count == 0) {
                 REQUIRE(r == STEAL_EMPTY);
             } else {
@@ -331,24 +331,24 @@ START_TEST(test_wraparound_model)
                 count--;
             }
         }
-        REQUIRE(deque_len(&d) == count);
+        REQUIRE(wisp__deque_len(&d) == count);
     }
     /* Drain what is left. */
     while (count) {
-        struct wisp_task *t = deque_pop(&d);
+        struct wisp_task *t = wisp__deque_pop(&d);
         size_t want = model[(head + count - 1) % CAP];
         REQUIRE_ITEM(t, want);
         taken[want]++;
         count--;
     }
-    REQUIRE(deque_pop(&d) == NULL);
+    REQUIRE(wisp__deque_pop(&d) == NULL);
     REQUIRE_MSG(fulls > 100 && halves == fulls, "fulls %zu halves %zu", fulls, halves);
     int64_t top = atomic_load(&d.top);
     REQUIRE(top >= 10000);
     for (size_t i = 0; i < next; i++)
         REQUIRE_MSG(taken[i] == 1, "item %zu taken %d times", i, taken[i]);
     free(taken);
-    deque_destroy(&d);
+    wisp__deque_destroy(&d);
     tokens_free();
 }
 END_TEST
@@ -385,7 +385,7 @@ static void *stampede_thief(void *arg)
          * empty deque stays empty. */
         int done = atomic_load_explicit(&s->done, memory_order_acquire);
         struct wisp_task *t = NULL;
-        enum steal_result r = deque_steal(&s->d, &t);
+        enum steal_result r = wisp__deque_steal(&s->d, &t);
         if (r == STEAL_OK) {
             take(s, t, "thief");
             /* Thieves take in push order: one thief's items only grow. */
@@ -411,7 +411,7 @@ static void stampede_run(size_t capacity)
     size_t n = (size_t)stress(1000000);
     struct stampede *s = calloc(1, sizeof(*s));
     ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(deque_init(&s->d, capacity), 0);
+    ck_assert_int_eq(wisp__deque_init(&s->d, capacity), 0);
     tokens_alloc(n);
     s->taken = calloc(n, sizeof(*s->taken));
     ck_assert_ptr_nonnull(s->taken);
@@ -425,9 +425,9 @@ static void stampede_run(size_t capacity)
     /* This thread is the owner. */
     long popped = 0, overflowed = 0, fulls = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!deque_push(&s->d, tok(i))) {
+        if (!wisp__deque_push(&s->d, tok(i))) {
             fulls++;
-            size_t got = deque_take_half(&s->d, half);
+            size_t got = wisp__deque_take_half(&s->d, half);
             REQUIRE(got == 0 || got == capacity / 2);
             for (size_t k = 0; k < got; k++) {
                 take(s, half[k], "take_half");
@@ -436,17 +436,17 @@ static void stampede_run(size_t capacity)
             }
             overflowed += (long)got;
             /* Either we took half or a thief made room. */
-            REQUIRE(deque_push(&s->d, tok(i)));
+            REQUIRE(wisp__deque_push(&s->d, tok(i)));
         }
         if (i % 3 == 2) {
             /* The newest item, or nothing if a thief took it as the last. */
-            struct wisp_task *t = deque_pop(&s->d);
+            struct wisp_task *t = wisp__deque_pop(&s->d);
             if (t) {
                 REQUIRE_ITEM(t, i);
                 take(s, t, "owner");
                 popped++;
             } else {
-                REQUIRE(deque_len(&s->d) == 0);
+                REQUIRE(wisp__deque_len(&s->d) == 0);
             }
         }
     }
@@ -454,7 +454,7 @@ static void stampede_run(size_t capacity)
     atomic_store_explicit(&s->done, 1, memory_order_release);
     /* Drain from the bottom too, racing the thieves; LIFO order. */
     long prev = (long)n;
-    for (struct wisp_task *t; (t = deque_pop(&s->d)) != NULL;) {
+    for (struct wisp_task *t; (t = wisp__deque_pop(&s->d)) != NULL;) {
         long i = tok_index(t);
         REQUIRE_MSG(i >= 0 && i < prev, "owner drained %ld after %ld", i, prev);
         prev = i;
@@ -465,7 +465,7 @@ static void stampede_run(size_t capacity)
         ck_assert_int_eq(pthread_join(th[i], NULL), 0);
 
     check_no_failure(&s->fail);
-    REQUIRE(deque_len(&s->d) == 0);
+    REQUIRE(wisp__deque_len(&s->d) == 0);
     long stolen = atomic_load(&s->stolen);
     REQUIRE_MSG(popped + overflowed + stolen == (long)n,
                   "popped %ld + overflowed %ld + stolen %ld != %zu", popped, overflowed, stolen, n);
@@ -480,7 +480,7 @@ static void stampede_run(size_t capacity)
     free(half);
     free(s->taken);
     tokens_free();
-    deque_destroy(&s->d);
+    wisp__deque_destroy(&s->d);
     free(s);
 }
 
@@ -527,7 +527,7 @@ static void *last_thief(void *arg)
         seen = r;
         struct wisp_task *t = NULL;
         enum steal_result res;
-        while ((res = deque_steal(&s->d, &t)) == STEAL_RETRY)
+        while ((res = wisp__deque_steal(&s->d, &t)) == STEAL_RETRY)
             cpu_relax();
         if (res == STEAL_OK) {
             long i = tok_index(t);
@@ -548,7 +548,7 @@ START_TEST(test_pop_races_steal_for_last)
     long rounds = stress(100000);
     struct last_race *s = calloc(1, sizeof(*s));
     ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(deque_init(&s->d, 4), 0);
+    ck_assert_int_eq(wisp__deque_init(&s->d, 4), 0);
     tokens_alloc((size_t)rounds);
     s->taken = calloc((size_t)rounds, sizeof(*s->taken));
     ck_assert_ptr_nonnull(s->taken);
@@ -570,13 +570,13 @@ START_TEST(test_pop_races_steal_for_last)
             if (now.tv_sec - start.tv_sec >= 5)
                 break;
         }
-        REQUIRE(deque_push(&s->d, tok((size_t)r)));
+        REQUIRE(wisp__deque_push(&s->d, tok((size_t)r)));
         /* release: the thieves may now steal item r. */
         atomic_store_explicit(&s->round, r + 1, memory_order_release);
         /* Jitter (not a timing assertion): vary who gets there first. */
         for (unsigned k = (unsigned)(rng_next(&rng) % 256); k; k--)
             cpu_relax();
-        struct wisp_task *t = deque_pop(&s->d);
+        struct wisp_task *t = wisp__deque_pop(&s->d);
         if (t) {
             REQUIRE_ITEM(t, (size_t)r);
             REQUIRE(atomic_fetch_add(&s->taken[r], 1) == 0);
@@ -592,8 +592,8 @@ START_TEST(test_pop_races_steal_for_last)
                 cpu_relax();
         int c = atomic_load(&s->taken[r]);
         REQUIRE_MSG(c == 1, "round %ld: the last item was taken %d times", r, c);
-        REQUIRE(deque_len(&s->d) == 0);
-        REQUIRE(deque_pop(&s->d) == NULL);
+        REQUIRE(wisp__deque_len(&s->d) == 0);
+        REQUIRE(wisp__deque_pop(&s->d) == NULL);
     }
     atomic_store_explicit(&s->round, -1, memory_order_release);
     for (int i = 0; i < LAST_THIEVES; i++)
@@ -606,7 +606,7 @@ START_TEST(test_pop_races_steal_for_last)
                 owner_wins, thief_wins);
     free(s->taken);
     tokens_free();
-    deque_destroy(&s->d);
+    wisp__deque_destroy(&s->d);
     free(s);
 }
 END_TEST

@@ -83,65 +83,65 @@ static void check_chain(const struct wisp_task *chain, size_t first, size_t n)
 START_TEST(test_empty)
 {
     struct injector q;
-    ck_assert_int_eq(injector_init(&q), 0);
+    ck_assert_int_eq(wisp__injector_init(&q), 0);
     ck_assert_uint_eq(injector_len(&q), 0);
     size_t count = 99;
-    ck_assert_ptr_null(injector_pop_batch(&q, 1, &count));
+    ck_assert_ptr_null(wisp__injector_pop_batch(&q, 1, &count));
     ck_assert_uint_eq(count, 0);
     count = 99;
-    ck_assert_ptr_null(injector_pop_batch(&q, 32, &count));
+    ck_assert_ptr_null(wisp__injector_pop_batch(&q, 32, &count));
     ck_assert_uint_eq(count, 0);
     ck_assert_uint_eq(injector_len(&q), 0);
-    injector_destroy(&q);
+    wisp__injector_destroy(&q);
 }
 END_TEST
 
 START_TEST(test_fifo_batches)
 {
     struct injector q;
-    ck_assert_int_eq(injector_init(&q), 0);
+    ck_assert_int_eq(wisp__injector_init(&q), 0);
     tasks_alloc(20);
     for (size_t i = 0; i < 10; i++) {
         tasks[i].next = JUNK;
-        ck_assert(injector_push(&q, &tasks[i], FROM_OUTSIDE_SPAWN));
+        ck_assert(wisp__injector_push(&q, &tasks[i], FROM_OUTSIDE_SPAWN));
         ck_assert_uint_eq(injector_len(&q), i + 1);
     }
     size_t count = 0;
-    struct wisp_task *t = injector_pop_batch(&q, 3, &count);
+    struct wisp_task *t = wisp__injector_pop_batch(&q, 3, &count);
     ck_assert_uint_eq(count, 3);
     check_chain(t, 0, 3);
     ck_assert_uint_eq(injector_len(&q), 7);
 
-    t = injector_pop_batch(&q, 1, &count);
+    t = wisp__injector_pop_batch(&q, 1, &count);
     ck_assert_uint_eq(count, 1);
     check_chain(t, 3, 1);
     ck_assert_uint_eq(injector_len(&q), 6);
 
     /* Pushing behind a partly drained queue keeps the order. */
     tasks[10].next = JUNK;
-    ck_assert(injector_push(&q, &tasks[10], FROM_OUTSIDE_SPAWN));
+    ck_assert(wisp__injector_push(&q, &tasks[10], FROM_OUTSIDE_SPAWN));
     ck_assert_uint_eq(injector_len(&q), 7);
 
     /* max larger than what is queued: everything, and no more. */
-    t = injector_pop_batch(&q, 100, &count);
+    t = wisp__injector_pop_batch(&q, 100, &count);
     ck_assert_uint_eq(count, 7);
     check_chain(t, 4, 7);
     ck_assert_uint_eq(injector_len(&q), 0);
     count = 99;
-    ck_assert_ptr_null(injector_pop_batch(&q, 5, &count));
+    ck_assert_ptr_null(wisp__injector_pop_batch(&q, 5, &count));
     ck_assert_uint_eq(count, 0);
 
     /* Drained to empty (head and tail reset): it works again. */
     for (size_t i = 11; i < 20; i++) {
         tasks[i].next = JUNK;
-        ck_assert(injector_push(&q, &tasks[i], FROM_OUTSIDE_SPAWN));
+        ck_assert(wisp__injector_push(&q, &tasks[i], FROM_OUTSIDE_SPAWN));
     }
     ck_assert_uint_eq(injector_len(&q), 9);
-    t = injector_pop_batch(&q, 9, &count); /* exactly max */
+    t = wisp__injector_pop_batch(&q, 9, &count); /* exactly max */
     ck_assert_uint_eq(count, 9);
     check_chain(t, 11, 9);
     ck_assert_uint_eq(injector_len(&q), 0);
-    ck_assert_ptr_null(injector_pop_batch(&q, 1, &count));
+    ck_assert_ptr_null(wisp__injector_pop_batch(&q, 1, &count));
     ck_assert_uint_eq(count, 0);
 
     /* One at a time, with interleaved pushes: strict FIFO. */
@@ -149,21 +149,21 @@ START_TEST(test_fifo_batches)
     size_t pushed = 0, popped = 0;
     for (int round = 0; round < 5; round++) {
         for (int k = 0; k < 3 && pushed < 20; k++)
-            ck_assert(injector_push(&q, &tasks[pushed++], FROM_OUTSIDE_SPAWN));
-        t = injector_pop_batch(&q, 1, &count);
+            ck_assert(wisp__injector_push(&q, &tasks[pushed++], FROM_OUTSIDE_SPAWN));
+        t = wisp__injector_pop_batch(&q, 1, &count);
         ck_assert_uint_eq(count, 1);
         check_chain(t, popped++, 1);
         ck_assert_uint_eq(injector_len(&q), pushed - popped);
     }
     while (popped < pushed) {
-        t = injector_pop_batch(&q, 2, &count);
+        t = wisp__injector_pop_batch(&q, 2, &count);
         size_t want = pushed - popped < 2 ? pushed - popped : 2;
         ck_assert_uint_eq(count, want);
         check_chain(t, popped, want);
         popped += want;
     }
     ck_assert_uint_eq(injector_len(&q), 0);
-    injector_destroy(&q);
+    wisp__injector_destroy(&q);
     tasks_free();
 }
 END_TEST
@@ -173,51 +173,51 @@ END_TEST
 START_TEST(test_push_chain)
 {
     struct injector q;
-    ck_assert_int_eq(injector_init(&q), 0);
+    ck_assert_int_eq(wisp__injector_init(&q), 0);
     tasks_alloc(12);
     /* A prebuilt chain 0..4.  Its last next is junk: push_chain terminates
      * the chain itself (worker.c's overflow path relies on that). */
     for (size_t i = 0; i < 5; i++)
         tasks[i].next = i + 1 < 5 ? &tasks[i + 1] : JUNK;
-    ck_assert(injector_push_chain(&q, &tasks[0], &tasks[4], 5, FROM_OVERFLOW));
+    ck_assert(wisp__injector_push_chain(&q, &tasks[0], &tasks[4], 5, FROM_OVERFLOW));
     ck_assert_uint_eq(injector_len(&q), 5);
 
     /* A single push and a one-task chain go behind it. */
-    ck_assert(injector_push(&q, &tasks[5], FROM_OUTSIDE_SPAWN));
+    ck_assert(wisp__injector_push(&q, &tasks[5], FROM_OUTSIDE_SPAWN));
     tasks[6].next = JUNK;
-    ck_assert(injector_push_chain(&q, &tasks[6], &tasks[6], 1, FROM_OVERFLOW));
+    ck_assert(wisp__injector_push_chain(&q, &tasks[6], &tasks[6], 1, FROM_OVERFLOW));
     ck_assert_uint_eq(injector_len(&q), 7);
 
     /* A second chain appended to a non-empty queue. */
     for (size_t i = 7; i < 12; i++)
         tasks[i].next = i + 1 < 12 ? &tasks[i + 1] : JUNK;
-    ck_assert(injector_push_chain(&q, &tasks[7], &tasks[11], 5, FROM_OVERFLOW));
+    ck_assert(wisp__injector_push_chain(&q, &tasks[7], &tasks[11], 5, FROM_OVERFLOW));
     ck_assert_uint_eq(injector_len(&q), 12);
 
     /* Batches that cut across chain boundaries. */
     size_t count = 0;
-    struct wisp_task *t = injector_pop_batch(&q, 4, &count);
+    struct wisp_task *t = wisp__injector_pop_batch(&q, 4, &count);
     ck_assert_uint_eq(count, 4);
     check_chain(t, 0, 4);
-    t = injector_pop_batch(&q, 4, &count);
+    t = wisp__injector_pop_batch(&q, 4, &count);
     ck_assert_uint_eq(count, 4);
     check_chain(t, 4, 4);
     ck_assert_uint_eq(injector_len(&q), 4);
-    t = injector_pop_batch(&q, 32, &count);
+    t = wisp__injector_pop_batch(&q, 32, &count);
     ck_assert_uint_eq(count, 4);
     check_chain(t, 8, 4);
     ck_assert_uint_eq(injector_len(&q), 0);
-    ck_assert_ptr_null(injector_pop_batch(&q, 1, &count));
+    ck_assert_ptr_null(wisp__injector_pop_batch(&q, 1, &count));
 
     /* A chain into an empty (drained) queue, popped whole. */
     for (size_t i = 0; i < 3; i++)
         tasks[i].next = i + 1 < 3 ? &tasks[i + 1] : JUNK;
-    ck_assert(injector_push_chain(&q, &tasks[0], &tasks[2], 3, FROM_OVERFLOW));
-    t = injector_pop_batch(&q, 3, &count);
+    ck_assert(wisp__injector_push_chain(&q, &tasks[0], &tasks[2], 3, FROM_OVERFLOW));
+    t = wisp__injector_pop_batch(&q, 3, &count);
     ck_assert_uint_eq(count, 3);
     check_chain(t, 0, 3);
     ck_assert_uint_eq(injector_len(&q), 0);
-    injector_destroy(&q);
+    wisp__injector_destroy(&q);
     tasks_free();
 }
 END_TEST
@@ -227,41 +227,41 @@ END_TEST
 START_TEST(test_close_returns_remainder)
 {
     struct injector q;
-    ck_assert_int_eq(injector_init(&q), 0);
+    ck_assert_int_eq(wisp__injector_init(&q), 0);
     tasks_alloc(8);
     for (size_t i = 0; i < 5; i++)
-        ck_assert(injector_push(&q, &tasks[i], FROM_OUTSIDE_SPAWN));
+        ck_assert(wisp__injector_push(&q, &tasks[i], FROM_OUTSIDE_SPAWN));
     size_t count = 0;
-    struct wisp_task *t = injector_pop_batch(&q, 2, &count);
+    struct wisp_task *t = wisp__injector_pop_batch(&q, 2, &count);
     ck_assert_uint_eq(count, 2);
     check_chain(t, 0, 2);
 
-    t = injector_close(&q);
+    t = wisp__injector_close(&q);
     check_chain(t, 2, 3);
     ck_assert_uint_eq(injector_len(&q), 0);
 
     /* Closed: pushes fail, pops find nothing. */
-    ck_assert(!injector_push(&q, &tasks[5], FROM_OUTSIDE_SPAWN));
+    ck_assert(!wisp__injector_push(&q, &tasks[5], FROM_OUTSIDE_SPAWN));
     tasks[6].next = &tasks[7];
-    ck_assert(!injector_push_chain(&q, &tasks[6], &tasks[7], 2, FROM_OVERFLOW));
+    ck_assert(!wisp__injector_push_chain(&q, &tasks[6], &tasks[7], 2, FROM_OVERFLOW));
     ck_assert_uint_eq(injector_len(&q), 0);
     count = 99;
-    ck_assert_ptr_null(injector_pop_batch(&q, 8, &count));
+    ck_assert_ptr_null(wisp__injector_pop_batch(&q, 8, &count));
     ck_assert_uint_eq(count, 0);
 
     /* Closing again hands back nothing. */
-    ck_assert_ptr_null(injector_close(&q));
-    ck_assert(!injector_push(&q, &tasks[5], FROM_OUTSIDE_SPAWN));
-    ck_assert_ptr_null(injector_pop_batch(&q, 1, &count));
-    injector_destroy(&q);
+    ck_assert_ptr_null(wisp__injector_close(&q));
+    ck_assert(!wisp__injector_push(&q, &tasks[5], FROM_OUTSIDE_SPAWN));
+    ck_assert_ptr_null(wisp__injector_pop_batch(&q, 1, &count));
+    wisp__injector_destroy(&q);
 
     /* Closing an empty injector. */
-    ck_assert_int_eq(injector_init(&q), 0);
-    ck_assert_ptr_null(injector_close(&q));
-    ck_assert(!injector_push(&q, &tasks[0], FROM_OUTSIDE_SPAWN));
-    ck_assert_ptr_null(injector_pop_batch(&q, 1, &count));
+    ck_assert_int_eq(wisp__injector_init(&q), 0);
+    ck_assert_ptr_null(wisp__injector_close(&q));
+    ck_assert(!wisp__injector_push(&q, &tasks[0], FROM_OUTSIDE_SPAWN));
+    ck_assert_ptr_null(wisp__injector_pop_batch(&q, 1, &count));
     ck_assert_uint_eq(injector_len(&q), 0);
-    injector_destroy(&q);
+    wisp__injector_destroy(&q);
     tasks_free();
 }
 END_TEST
@@ -271,9 +271,9 @@ END_TEST
 START_TEST(test_push_after_close_leaves_task)
 {
     struct injector q;
-    ck_assert_int_eq(injector_init(&q), 0);
+    ck_assert_int_eq(wisp__injector_init(&q), 0);
     tasks_alloc(4);
-    ck_assert_ptr_null(injector_close(&q));
+    ck_assert_ptr_null(wisp__injector_close(&q));
 
     struct wisp_task before[4];
     tasks[0].next = JUNK;
@@ -282,15 +282,15 @@ START_TEST(test_push_after_close_leaves_task)
     tasks[3].next = JUNK;
     memcpy(before, tasks, sizeof(before));
 
-    ck_assert(!injector_push(&q, &tasks[0], FROM_OUTSIDE_SPAWN));
-    ck_assert_msg(tasks[0].next == JUNK, "rejected injector_push changed next from %p to %p",
+    ck_assert(!wisp__injector_push(&q, &tasks[0], FROM_OUTSIDE_SPAWN));
+    ck_assert_msg(tasks[0].next == JUNK, "rejected wisp__injector_push changed next from %p to %p",
                   (void *)JUNK, (void *)tasks[0].next);
-    ck_assert(!injector_push_chain(&q, &tasks[1], &tasks[3], 3, FROM_OVERFLOW));
+    ck_assert(!wisp__injector_push_chain(&q, &tasks[1], &tasks[3], 3, FROM_OVERFLOW));
     ck_assert_msg(tasks[3].next == JUNK,
-                  "rejected injector_push_chain changed last->next from %p to %p", (void *)JUNK,
+                  "rejected wisp__injector_push_chain changed last->next from %p to %p", (void *)JUNK,
                   (void *)tasks[3].next);
     ck_assert_msg(memcmp(before, tasks, sizeof(before)) == 0, "rejected pushes changed tasks");
-    injector_destroy(&q);
+    wisp__injector_destroy(&q);
     tasks_free();
 }
 END_TEST
@@ -326,11 +326,11 @@ static void *producer(void *arg)
             len = end - i;
         bool ok;
         if (len == 1) {
-            ok = injector_push(&m->q, &tasks[i], FROM_OUTSIDE_SPAWN);
+            ok = wisp__injector_push(&m->q, &tasks[i], FROM_OUTSIDE_SPAWN);
         } else {
             for (size_t k = i; k + 1 < i + len; k++)
                 tasks[k].next = &tasks[k + 1];
-            ok = injector_push_chain(&m->q, &tasks[i], &tasks[i + len - 1], len, FROM_OVERFLOW);
+            ok = wisp__injector_push_chain(&m->q, &tasks[i], &tasks[i + len - 1], len, FROM_OVERFLOW);
         }
         if (!ok) {
             fail_later(&m->fail, "producer %zu: push refused by an open injector", pa->id);
@@ -361,7 +361,7 @@ static void *consumer(void *arg)
     while (atomic_load_explicit(&m->consumed, memory_order_relaxed) < total &&
            atomic_load_explicit(&m->fail.count, memory_order_relaxed) == 0) {
         size_t max = 1 + (size_t)(rng_next(&rng) % 32), count = 99;
-        struct wisp_task *t = injector_pop_batch(&m->q, max, &count);
+        struct wisp_task *t = wisp__injector_pop_batch(&m->q, max, &count);
         if (!t) {
             if (count != 0)
                 fail_later(&m->fail, "empty pop set count %zu", count);
@@ -402,7 +402,7 @@ START_TEST(test_mpmc_stress)
 {
     struct mpmc *m = calloc(1, sizeof(*m));
     ck_assert_ptr_nonnull(m);
-    ck_assert_int_eq(injector_init(&m->q), 0);
+    ck_assert_int_eq(wisp__injector_init(&m->q), 0);
     m->per_producer = (size_t)stress(200000);
     size_t total = PRODUCERS * m->per_producer;
     tasks_alloc(total);
@@ -438,14 +438,14 @@ START_TEST(test_mpmc_stress)
     }
     ck_assert_uint_eq(injector_len(&m->q), 0);
     size_t count = 99;
-    ck_assert_ptr_null(injector_pop_batch(&m->q, 32, &count));
+    ck_assert_ptr_null(wisp__injector_pop_batch(&m->q, 32, &count));
     ck_assert_uint_eq(count, 0);
     if (getenv("WISP_TEST_VERBOSE"))
         fprintf(stderr, "mpmc: %zu tasks, consumer 0 took %ld, consumer 1 took %ld\n", total,
                 atomic_load(&m->consumers_tasks[0]), atomic_load(&m->consumers_tasks[1]));
     free(m->seen);
     tasks_free();
-    injector_destroy(&m->q);
+    wisp__injector_destroy(&m->q);
     free(m);
 }
 END_TEST

@@ -594,7 +594,7 @@ START_TEST(capacity_4_deques)
 {
     wisp_runtime_t *rt;
     wisp_runtime_config_t cfg = { .workers = 3 };
-    ck_assert_int_eq(runtime_create(&rt, &cfg, 4), 0);
+    ck_assert_int_eq(wisp__runtime_create(&rt, &cfg, 4), 0);
     /* fork-join: every parent spawns two children onto a 4-slot deque */
     for (int round = 0; round < 5; round++) {
         struct fib root = { rt, 18, 0, 0, NULL, NULL };

@@ -380,6 +380,7 @@ START_TEST(drops_that_wake_during_shutdown)
 }
 END_TEST
 
+
 int main(void)
 {
     Suite *s = suite_create("shutdown");

@@ -3,6 +3,8 @@
 #ifndef WISP_EXPORT_H
 #define WISP_EXPORT_H
 
+#include <wisp/config.h>
+
 #if defined(WISP_BUILDING_LIBRARY)
 #define WISP_API __attribute__((visibility("default")))
 #else

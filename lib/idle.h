@@ -1,4 +1,4 @@
-/* park.h - idle-worker coordination: who is parked, who is searching for
+/* idle.h - idle-worker coordination: who is parked, who is searching for
  * work, and waking exactly one worker when work appears.
  *
  * Owns: struct idle (the counters, the sleeper stack) and each worker's
@@ -27,29 +27,29 @@ struct idle {
     unsigned nworkers;
 };
 
-int idle_init(struct idle *idle, unsigned nworkers);
-void idle_destroy(struct idle *idle);
+int wisp__idle_init(struct idle *idle, unsigned nworkers);
+void wisp__idle_destroy(struct idle *idle);
 
 /* Producer side, after queueing work: wakes one parked worker unless one is
  * already searching or none is parked.  Cheap (one load) when busy. */
-void idle_notify_one(struct idle *idle);
-bool idle_should_notify(struct idle *idle);
+void wisp__idle_notify_one(struct idle *idle);
+bool wisp__idle_should_notify(struct idle *idle);
 
 /* A worker starts searching (stealing); false if enough already are
  * (at most half the workers search, as in Tokio and Go). */
-bool idle_begin_search(struct idle *idle);
+bool wisp__idle_begin_search(struct idle *idle);
 /* A searching worker found work; true if it was the last searcher. */
-bool idle_end_search(struct idle *idle);
+bool wisp__idle_end_search(struct idle *idle);
 
 /* Parking, in three steps so the caller can check for work in between:
  * prepare (now counted as parked), then either cancel (work was found; the
  * worker continues as a searcher) or wait (returns once unparked, also as a
  * searcher). */
-void idle_park_prepare(struct idle *idle, struct worker *w, bool was_searching);
-void idle_park_cancel(struct idle *idle, struct worker *w);
-void idle_park_wait(struct worker *w);
+void wisp__idle_park_prepare(struct idle *idle, struct worker *w, bool was_searching);
+void wisp__idle_park_cancel(struct idle *idle, struct worker *w);
+void wisp__idle_park_wait(struct worker *w);
 
 /* Shutdown: unpark everyone. */
-void idle_unpark_all(struct idle *idle);
+void wisp__idle_unpark_all(struct idle *idle);
 
 #endif /* WISP_PARK_H */

@@ -1,8 +1,8 @@
-/* park.c - idle workers sleep on a futex; producers wake one (see park.h).
+/* idle.c - idle workers sleep on a futex; producers wake one (see idle.h).
  *
  * No lost wakeups: a producer queues work with a seq_cst store, then reads
  * counts seq_cst; a parking worker updates counts with a seq_cst RMW, then
- * reads every queue seq_cst (runtime_has_work).  In the single total order
+ * reads every queue seq_cst (wisp__worker_any_work).  In the single total order
  * of those seq_cst accesses either the producer sees the worker parked and
  * wakes it, or the worker sees the work and does not sleep.
  *
@@ -10,7 +10,7 @@
  * another is already searching; a searcher that finds work and was the last
  * one wakes the next (worker.c), so wakeups ramp up only as work allows.
  * An idle runtime sleeps in futex_wait with no timeout: it costs no CPU. */
-#include "park.h"
+#include "idle.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -31,7 +31,7 @@ static unsigned unparked_of(uint64_t c)
     return (unsigned)(c >> 32);
 }
 
-int idle_init(struct idle *idle, unsigned nworkers)
+int wisp__idle_init(struct idle *idle, unsigned nworkers)
 {
     idle->sleepers = calloc(nworkers, sizeof(*idle->sleepers));
     if (!idle->sleepers)
@@ -47,13 +47,13 @@ int idle_init(struct idle *idle, unsigned nworkers)
     return 0;
 }
 
-void idle_destroy(struct idle *idle)
+void wisp__idle_destroy(struct idle *idle)
 {
     pthread_mutex_destroy(&idle->lock);
     free(idle->sleepers);
 }
 
-bool idle_should_notify(struct idle *idle)
+bool wisp__idle_should_notify(struct idle *idle)
 {
     /* seq_cst: the producer half of the Dekker pattern described above. */
     uint64_t c = atomic_load_explicit(&idle->counts, memory_order_seq_cst);
@@ -67,17 +67,17 @@ static void unpark_locked(struct idle *idle, struct worker *w)
     /* seq_cst: counted as searching before it runs, so producers do not
      * wake a second worker for the same work. */
     atomic_fetch_add_explicit(&idle->counts, ONE_SEARCHING + ONE_UNPARKED, memory_order_seq_cst);
-    /* release: pairs with the acquire load in idle_park_wait. */
+    /* release: pairs with the acquire load in wisp__idle_park_wait. */
     atomic_store_explicit(&w->park_word, 1, memory_order_release);
 }
 
-void idle_notify_one(struct idle *idle)
+void wisp__idle_notify_one(struct idle *idle)
 {
-    if (!idle_should_notify(idle))
+    if (!wisp__idle_should_notify(idle))
         return;
     pthread_mutex_lock(&idle->lock);
     struct worker *w = NULL;
-    if (idle->nsleepers && idle_should_notify(idle)) {
+    if (idle->nsleepers && wisp__idle_should_notify(idle)) {
         w = idle->sleepers[--idle->nsleepers];
         unpark_locked(idle, w);
     }
@@ -86,27 +86,27 @@ void idle_notify_one(struct idle *idle)
         futex_wake(&w->park_word, 1);
 }
 
-bool idle_begin_search(struct idle *idle)
+bool wisp__idle_begin_search(struct idle *idle)
 {
     /* relaxed: the CAS below is the synchronising access. */
     uint64_t c = atomic_load_explicit(&idle->counts, memory_order_relaxed);
     do {
         if (2 * searching_of(c) >= idle->nworkers)
             return false;
-        /* seq_cst: producers' idle_should_notify must see us searching. */
+        /* seq_cst: producers' wisp__idle_should_notify must see us searching. */
     } while (!atomic_compare_exchange_weak_explicit(&idle->counts, &c, c + ONE_SEARCHING,
                                                     memory_order_seq_cst, memory_order_relaxed));
     return true;
 }
 
-bool idle_end_search(struct idle *idle)
+bool wisp__idle_end_search(struct idle *idle)
 {
     /* seq_cst: after this a producer may need to wake someone. */
     uint64_t c = atomic_fetch_sub_explicit(&idle->counts, ONE_SEARCHING, memory_order_seq_cst);
     return searching_of(c) == 1;
 }
 
-void idle_park_prepare(struct idle *idle, struct worker *w, bool was_searching)
+void wisp__idle_park_prepare(struct idle *idle, struct worker *w, bool was_searching)
 {
     pthread_mutex_lock(&idle->lock);
     /* relaxed: the lock orders it with unpark_locked's store. */
@@ -120,7 +120,7 @@ void idle_park_prepare(struct idle *idle, struct worker *w, bool was_searching)
     pthread_mutex_unlock(&idle->lock);
 }
 
-void idle_park_cancel(struct idle *idle, struct worker *w)
+void wisp__idle_park_cancel(struct idle *idle, struct worker *w)
 {
     pthread_mutex_lock(&idle->lock);
     if (w->in_sleepers) {
@@ -136,14 +136,14 @@ void idle_park_cancel(struct idle *idle, struct worker *w)
     pthread_mutex_unlock(&idle->lock);
 }
 
-void idle_park_wait(struct worker *w)
+void wisp__idle_park_wait(struct worker *w)
 {
     /* acquire: pairs with the release store in unpark_locked. */
     while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0)
         futex_wait(&w->park_word, 0);
 }
 
-void idle_unpark_all(struct idle *idle)
+void wisp__idle_unpark_all(struct idle *idle)
 {
     /* Shutdown only: waking under the lock costs nothing that matters. */
     pthread_mutex_lock(&idle->lock);

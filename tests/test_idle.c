@@ -1,4 +1,4 @@
-/* test_park.c - parking: no lost wakeups and no stuck work.  An outside
+/* test_idle.c - parking: no lost wakeups and no stuck work.  An outside
  * thread and a task ping-pong through wakers with pauses that let the
  * workers park; idle workers all park; a spawn from a busy worker reaches
  * a parked one; a wake from outside reaches a parked pool; many outside
