@@ -21,13 +21,14 @@
 #include "deque.h"
 
 #include <errno.h>
-#include <stdlib.h>
+
+#include "alloc.h"
 
 int wisp__deque_init(struct deque *d, size_t capacity)
 {
     if (capacity < 2 || (capacity & (capacity - 1)) != 0)
         return -EINVAL;
-    d->slots = calloc(capacity, sizeof(*d->slots));
+    d->slots = alloc_zeroed(capacity, sizeof(*d->slots), 0);
     if (!d->slots)
         return -ENOMEM;
     d->mask = (int64_t)capacity - 1;
@@ -38,7 +39,7 @@ int wisp__deque_init(struct deque *d, size_t capacity)
 
 void wisp__deque_destroy(struct deque *d)
 {
-    free((void *)d->slots);
+    alloc_free((void *)d->slots);
     d->slots = NULL;
 }
 

@@ -1,22 +1,77 @@
-/* idle.c - idle workers sleep on a futex; producers wake one (see idle.h).
+/* idle.c - idle workers sleep in their driver; producers wake one (see
+ * idle.h).
  *
- * No lost wakeups: a producer queues work with a seq_cst store, then reads
- * counts seq_cst; a parking worker updates counts with a seq_cst RMW, then
- * reads every queue seq_cst (wisp__worker_any_work).  In the single total order
- * of those seq_cst accesses either the producer sees the worker parked and
- * wakes it, or the worker sees the work and does not sleep.
+ * Owns: struct idle and the idle_slot of each worker.
  *
- * No thundering herd: one worker is woken per notification, and none while
- * another is already searching; a searcher that finds work and was the last
- * one wakes the next (worker.c), so wakeups ramp up only as work allows.
- * An idle runtime sleeps in futex_wait with no timeout: it costs no CPU. */
+ * THE NO-LOST-WAKEUP RULE
+ *
+ * Queued work never waits for a busy worker while another sleeps.  Every
+ * producer publishes its work with a seq_cst write W, then reads `counts`
+ * seq_cst (wisp__idle_should_notify, R); every parker writes `counts` with a
+ * seq_cst RMW W' (park_prepare), then reads every queue seq_cst (the last
+ * check, R').
+ *
+ *   producer                    publishing write W (seq_cst)         then
+ *   --------------------------  -----------------------------------  --------------------
+ *   spawn on a worker           exchange into the spawn slot         notify_one
+ *                               (local_queue.c)
+ *   displaced spawn             deque push, then the publish RMW on  notify_one
+ *                               bottom (wisp__lq_offer)
+ *   wake displacing the LIFO    deque push; after the poll, the      notify_one
+ *   slot                        publish RMW on bottom
+ *   injector batch or deferred  deque pushes, then the publish RMW   notify_one
+ *   flush of more than one
+ *   outside spawn or wake,      fetch_add of the injector length,    notify_one
+ *   deque overflow              under its lock (injector.c)          (the spawn's, or
+ *                                                                     the one above)
+ *   last searcher finding work  fetch_sub of `searching` in          has_work, then
+ *                               end_search (it is a W' for the       notify_one
+ *                               producers that skipped their wake)
+ *   shutdown                    the shutdown CAS (runtime.c)         unpark_all, under
+ *                                                                     the lock
+ *
+ *   parker                      W' (seq_cst RMW)                     then R' (seq_cst)
+ *   --------------------------  -----------------------------------  --------------------
+ *   worker about to sleep       counts -= unparked (and searching)   injector length,
+ *                               in park_prepare                      each deque's bottom
+ *                                                                     and top, each spawn
+ *                                                                     slot; its own LIFO
+ *                                                                     slot and deferred
+ *                                                                     list (private)
+ *
+ * Proof sketch (store buffering): all of W, R, W', R' are seq_cst, so they
+ * lie in one total order S consistent with each thread's program order.  If
+ * the producer's R misses the parker's W' (reads counts from before it),
+ * then R precedes W' in S; W precedes R; so W precedes W', which precedes
+ * R', and R' sees W: the parker finds the work and does not sleep.  Else R
+ * sees the worker counted as parked and notify_one wakes a sleeper (any:
+ * each sleeper searches every queue).  A worker that is already searching
+ * makes producers skip the wake (no herd); it either finds the work, or
+ * parks (then it is a parker above), or ends its search as the last
+ * searcher, which is the "last searcher" row: its RMW is a W' against the
+ * producer that saw it searching, so its has_work check sees the work.
+ * A displaced spawn needs its own publish because a thief may take the
+ * slot's new task before the parker's R': the exchange alone then proves
+ * nothing about the deque.
+ *
+ * ThreadSanitizer cannot check this argument (it does not model store→load
+ * reordering or the total order S).  tests/test_dekker.c runs each row as
+ * a litmus test on the hardware, with the real functions, and counts the
+ * outcome "both missed" (it must be zero; without a row's publish it is
+ * not, on x86, within a second).
+ *
+ * Sleeping itself is the driver's protocol (driver_futex.c, or the I/O
+ * ring's): a notifier sets `unparked`, then unparks the driver, which never
+ * loses an unpark made before the worker sleeps.
+ *
+ * No thundering herd: one worker is woken per notification, none while
+ * another is searching, and at most half the workers search at once. */
 #include "idle.h"
 
 #include <errno.h>
-#include <stdlib.h>
 
-#include "futex.h"
-#include "runtime.h"
+#include "alloc.h"
+#include "fault.h"
 
 #define ONE_SEARCHING UINT64_C(1)
 #define ONE_UNPARKED (UINT64_C(1) << 32)
@@ -33,12 +88,12 @@ static unsigned unparked_of(uint64_t c)
 
 int wisp__idle_init(struct idle *idle, unsigned nworkers)
 {
-    idle->sleepers = calloc(nworkers, sizeof(*idle->sleepers));
+    idle->sleepers = alloc_zeroed(nworkers, sizeof(*idle->sleepers), 0);
     if (!idle->sleepers)
         return -ENOMEM;
-    int err = pthread_mutex_init(&idle->lock, NULL);
+    int err = fault_mutex() ? EAGAIN : pthread_mutex_init(&idle->lock, NULL);
     if (err) {
-        free(idle->sleepers);
+        alloc_free(idle->sleepers);
         return -err;
     }
     idle->nsleepers = 0;
@@ -50,25 +105,33 @@ int wisp__idle_init(struct idle *idle, unsigned nworkers)
 void wisp__idle_destroy(struct idle *idle)
 {
     pthread_mutex_destroy(&idle->lock);
-    free(idle->sleepers);
+    alloc_free(idle->sleepers);
+}
+
+void wisp__idle_slot_init(struct idle_slot *slot, struct wisp__driver *driver)
+{
+    slot->driver = driver;
+    atomic_init(&slot->unparked, 1);
+    slot->in_sleepers = false;
 }
 
 bool wisp__idle_should_notify(struct idle *idle)
 {
-    /* seq_cst: the producer half of the Dekker pattern described above. */
+    /* seq_cst: R of the table. */
     uint64_t c = atomic_load_explicit(&idle->counts, memory_order_seq_cst);
     return searching_of(c) == 0 && unparked_of(c) < idle->nworkers;
 }
 
-/* Under idle->lock. */
-static void unpark_locked(struct idle *idle, struct worker *w)
+/* Under idle->lock: slot leaves the sleepers; returns it for the unpark. */
+static struct idle_slot *unpark_locked(struct idle *idle, struct idle_slot *slot)
 {
-    w->in_sleepers = false;
+    slot->in_sleepers = false;
     /* seq_cst: counted as searching before it runs, so producers do not
      * wake a second worker for the same work. */
     atomic_fetch_add_explicit(&idle->counts, ONE_SEARCHING + ONE_UNPARKED, memory_order_seq_cst);
-    /* release: pairs with the acquire load in wisp__idle_park_wait. */
-    atomic_store_explicit(&w->park_word, 1, memory_order_release);
+    /* release: pairs with the acquire load in park_wait. */
+    atomic_store_explicit(&slot->unparked, 1, memory_order_release);
+    return slot;
 }
 
 void wisp__idle_notify_one(struct idle *idle)
@@ -76,14 +139,13 @@ void wisp__idle_notify_one(struct idle *idle)
     if (!wisp__idle_should_notify(idle))
         return;
     pthread_mutex_lock(&idle->lock);
-    struct worker *w = NULL;
-    if (idle->nsleepers && wisp__idle_should_notify(idle)) {
-        w = idle->sleepers[--idle->nsleepers];
-        unpark_locked(idle, w);
-    }
+    struct idle_slot *slot = NULL;
+    if (idle->nsleepers && wisp__idle_should_notify(idle))
+        slot = unpark_locked(idle, idle->sleepers[--idle->nsleepers]);
     pthread_mutex_unlock(&idle->lock);
-    if (w)
-        futex_wake(&w->park_word, 1);
+    /* Outside the lock: the unpark may be a system call. */
+    if (slot)
+        driver_unpark(slot->driver);
 }
 
 bool wisp__idle_begin_search(struct idle *idle)
@@ -93,7 +155,7 @@ bool wisp__idle_begin_search(struct idle *idle)
     do {
         if (2 * searching_of(c) >= idle->nworkers)
             return false;
-        /* seq_cst: producers' wisp__idle_should_notify must see us searching. */
+        /* seq_cst: producers' R must see us searching. */
     } while (!atomic_compare_exchange_weak_explicit(&idle->counts, &c, c + ONE_SEARCHING,
                                                     memory_order_seq_cst, memory_order_relaxed));
     return true;
@@ -101,56 +163,57 @@ bool wisp__idle_begin_search(struct idle *idle)
 
 bool wisp__idle_end_search(struct idle *idle)
 {
-    /* seq_cst: after this a producer may need to wake someone. */
+    /* seq_cst: the "last searcher" row's W'. */
     uint64_t c = atomic_fetch_sub_explicit(&idle->counts, ONE_SEARCHING, memory_order_seq_cst);
     return searching_of(c) == 1;
 }
 
-void wisp__idle_park_prepare(struct idle *idle, struct worker *w, bool was_searching)
+void wisp__idle_park_prepare(struct idle *idle, struct idle_slot *slot, bool was_searching)
 {
     pthread_mutex_lock(&idle->lock);
     /* relaxed: the lock orders it with unpark_locked's store. */
-    atomic_store_explicit(&w->park_word, 0, memory_order_relaxed);
-    w->in_sleepers = true;
-    idle->sleepers[idle->nsleepers++] = w;
-    /* seq_cst: the worker half of the Dekker pattern; the caller's check
-     * for work comes after it. */
+    atomic_store_explicit(&slot->unparked, 0, memory_order_relaxed);
+    slot->in_sleepers = true;
+    idle->sleepers[idle->nsleepers++] = slot;
+    /* seq_cst: W' of the table; the caller's last check (R') follows. */
     atomic_fetch_sub_explicit(&idle->counts, ONE_UNPARKED + (was_searching ? ONE_SEARCHING : 0),
                               memory_order_seq_cst);
     pthread_mutex_unlock(&idle->lock);
 }
 
-void wisp__idle_park_cancel(struct idle *idle, struct worker *w)
+void wisp__idle_park_cancel(struct idle *idle, struct idle_slot *slot)
 {
     pthread_mutex_lock(&idle->lock);
-    if (w->in_sleepers) {
+    if (slot->in_sleepers) {
         for (unsigned i = 0; i < idle->nsleepers; i++) {
-            if (idle->sleepers[i] == w) {
+            if (idle->sleepers[i] == slot) {
                 idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
                 break;
             }
         }
-        unpark_locked(idle, w);
+        unpark_locked(idle, slot);
     }
     /* Else a notifier already unparked us and counted us as searching. */
     pthread_mutex_unlock(&idle->lock);
 }
 
-void wisp__idle_park_wait(struct worker *w)
+int wisp__idle_park_wait(struct idle_slot *slot, uint64_t deadline_ns)
 {
     /* acquire: pairs with the release store in unpark_locked. */
-    while (atomic_load_explicit(&w->park_word, memory_order_acquire) == 0)
-        futex_wait(&w->park_word, 0);
+    while (!atomic_load_explicit(&slot->unparked, memory_order_acquire)) {
+        int r = driver_park(slot->driver, deadline_ns);
+        if (r != DRIVER_UNPARKED)
+            return r;
+    }
+    return DRIVER_UNPARKED;
 }
 
 void wisp__idle_unpark_all(struct idle *idle)
 {
-    /* Shutdown only: waking under the lock costs nothing that matters. */
+    /* Shutdown only: unparking under the lock costs nothing that matters. */
     pthread_mutex_lock(&idle->lock);
-    for (unsigned i = 0; i < idle->nsleepers; i++) {
-        unpark_locked(idle, idle->sleepers[i]);
-        futex_wake(&idle->sleepers[i]->park_word, 1);
-    }
+    for (unsigned i = 0; i < idle->nsleepers; i++)
+        driver_unpark(unpark_locked(idle, idle->sleepers[i])->driver);
     idle->nsleepers = 0;
     pthread_mutex_unlock(&idle->lock);
 }

@@ -9,9 +9,7 @@
 
 int wisp__injector_init(struct injector *q)
 {
-    int err = pthread_mutex_init(&q->lock, NULL);
-    if (err)
-        return -err;
+    lock_init(&q->lock);
     atomic_init(&q->len, 0);
     q->head = q->tail = NULL;
     q->closed = false;
@@ -21,15 +19,15 @@ int wisp__injector_init(struct injector *q)
 
 void wisp__injector_destroy(struct injector *q)
 {
-    pthread_mutex_destroy(&q->lock);
+    (void)q; /* nothing to free: the lock is a word */
 }
 
 bool wisp__injector_push_chain(struct injector *q, struct wisp_task *first, struct wisp_task *last,
                          size_t count, enum injector_source from)
 {
-    pthread_mutex_lock(&q->lock);
+    lock_acquire(&q->lock);
     if (q->closed) { /* rejected: the tasks are left untouched */
-        pthread_mutex_unlock(&q->lock);
+        lock_release(&q->lock);
         return false;
     }
     last->next = NULL;
@@ -45,7 +43,7 @@ bool wisp__injector_push_chain(struct injector *q, struct wisp_task *first, stru
     /* seq_cst: pairs with injector_len in idle.c's last check for work (the
      * Dekker pattern with the sleeping-worker count). */
     atomic_fetch_add_explicit(&q->len, count, memory_order_seq_cst);
-    pthread_mutex_unlock(&q->lock);
+    lock_release(&q->lock);
     return true;
 }
 
@@ -56,10 +54,10 @@ bool wisp__injector_push(struct injector *q, struct wisp_task *task, enum inject
 
 void wisp__injector_counts(struct injector *q, uint64_t *spawns, uint64_t *wakes)
 {
-    pthread_mutex_lock(&q->lock);
+    lock_acquire(&q->lock);
     *spawns = q->remote_spawns;
     *wakes = q->remote_wakes;
-    pthread_mutex_unlock(&q->lock);
+    lock_release(&q->lock);
 }
 
 struct wisp_task *wisp__injector_pop_batch(struct injector *q, size_t max, size_t *count)
@@ -68,7 +66,7 @@ struct wisp_task *wisp__injector_pop_batch(struct injector *q, size_t max, size_
     /* relaxed: a hint only; the lock below orders the list itself. */
     if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
         return NULL;
-    pthread_mutex_lock(&q->lock);
+    lock_acquire(&q->lock);
     struct wisp_task *first = q->head, *last = NULL;
     size_t n = 0;
     for (struct wisp_task *t = first; t && n < max; t = t->next) {
@@ -83,19 +81,19 @@ struct wisp_task *wisp__injector_pop_batch(struct injector *q, size_t max, size_
         /* relaxed: the lock orders the list; len is a hint for readers. */
         atomic_fetch_sub_explicit(&q->len, n, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&q->lock);
+    lock_release(&q->lock);
     *count = n;
     return n ? first : NULL;
 }
 
 struct wisp_task *wisp__injector_close(struct injector *q)
 {
-    pthread_mutex_lock(&q->lock);
+    lock_acquire(&q->lock);
     q->closed = true;
     struct wisp_task *all = q->head;
     q->head = q->tail = NULL;
     /* relaxed: the list is now private to the caller. */
     atomic_store_explicit(&q->len, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&q->lock);
+    lock_release(&q->lock);
     return all;
 }

@@ -8,12 +8,12 @@
 #ifndef WISP_INJECTOR_H
 #define WISP_INJECTOR_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lock.h"
 #include "util.h"
 
 struct wisp_task;
@@ -21,7 +21,7 @@ struct wisp_task;
 struct injector {
     /* Read without the lock so that idle polling never touches the mutex. */
     _Alignas(WISP_CACHE_LINE) _Atomic size_t len;
-    _Alignas(WISP_CACHE_LINE) pthread_mutex_t lock;
+    _Alignas(WISP_CACHE_LINE) struct wisp__lock lock;
     struct wisp_task *head, *tail;
     bool closed;
     uint64_t remote_spawns, remote_wakes; /* metrics: pushes from outside threads */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "runtime.h"
 #include "task.h"
 
@@ -32,7 +33,7 @@ void wisp__kind_table_destroy(struct kind_table *kt)
         struct task_kind *k = atomic_load_explicit(&kt->buckets[i], memory_order_relaxed);
         while (k) {
             struct task_kind *next = k->next;
-            free(k);
+            alloc_free(k);
             k = next;
         }
     }
@@ -64,7 +65,7 @@ static const struct task_kind *kind_lookup_or_insert(struct wisp_runtime *rt, wi
     const struct task_kind *found = kind_find(head, NULL, poll, drop);
     if (found)
         return found;
-    struct task_kind *node = malloc(sizeof(*node));
+    struct task_kind *node = alloc_zeroed(1, sizeof(*node), 0);
     if (!node)
         return NULL;
     node->rt = rt;
@@ -79,7 +80,7 @@ static const struct task_kind *kind_lookup_or_insert(struct wisp_runtime *rt, wi
             return node;
         found = kind_find(head, node->next, poll, drop);
         if (found) {
-            free(node);
+            alloc_free(node);
             return found;
         }
     }

@@ -15,11 +15,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "alloc.h"
+#include "lock.h"
 #include "runtime.h"
 #include "task.h"
 
 struct registry_shard {
-    _Alignas(WISP_CACHE_LINE) pthread_mutex_t lock;
+    _Alignas(WISP_CACHE_LINE) struct wisp__lock lock;
     struct wisp_task head; /* sentinel: only its link fields are used */
     size_t count;
 };
@@ -29,18 +31,12 @@ int wisp__registry_init(struct registry *r, unsigned nworkers)
     unsigned n = nworkers;
     if (n > TASK_SHARD_MAX + 1)
         n = TASK_SHARD_MAX + 1;
-    r->shards = aligned_alloc(_Alignof(struct registry_shard), n * sizeof(*r->shards));
+    r->shards = alloc_zeroed(n, sizeof(*r->shards), _Alignof(struct registry_shard));
     if (!r->shards)
         return -ENOMEM;
     for (unsigned i = 0; i < n; i++) {
         struct registry_shard *s = &r->shards[i];
-        int err = pthread_mutex_init(&s->lock, NULL);
-        if (err) {
-            while (i--)
-                pthread_mutex_destroy(&r->shards[i].lock);
-            free(r->shards);
-            return -err;
-        }
+        lock_init(&s->lock);
         s->head.reg_prev = s->head.reg_next = &s->head;
         s->count = 0;
     }
@@ -50,9 +46,7 @@ int wisp__registry_init(struct registry *r, unsigned nworkers)
 
 void wisp__registry_destroy(struct registry *r)
 {
-    for (unsigned i = 0; i < r->nshards; i++)
-        pthread_mutex_destroy(&r->shards[i].lock);
-    free(r->shards);
+    alloc_free(r->shards);
 }
 
 unsigned wisp__registry_shard_of_worker(struct registry *r, unsigned worker_index)
@@ -80,9 +74,9 @@ static void unlink_task(struct registry_shard *s, struct wisp_task *t)
 void wisp__registry_insert(struct registry *r, struct wisp_task *t, unsigned shard)
 {
     struct registry_shard *s = &r->shards[shard];
-    pthread_mutex_lock(&s->lock);
+    lock_acquire(&s->lock);
     link_task(s, t);
-    pthread_mutex_unlock(&s->lock);
+    lock_release(&s->lock);
 }
 
 static struct registry_shard *shard_of(struct registry *r, struct wisp_task *t)
@@ -96,11 +90,11 @@ static struct registry_shard *shard_of(struct registry *r, struct wisp_task *t)
 bool wisp__registry_remove(struct registry *r, struct wisp_task *t)
 {
     struct registry_shard *s = shard_of(r, t);
-    pthread_mutex_lock(&s->lock);
+    lock_acquire(&s->lock);
     bool listed = t->reg_prev != NULL;
     if (listed)
         unlink_task(s, t);
-    pthread_mutex_unlock(&s->lock);
+    lock_release(&s->lock);
     return listed;
 }
 
@@ -108,10 +102,10 @@ bool wisp__registry_remove(struct registry *r, struct wisp_task *t)
  * (being closed right now by other threads). */
 static size_t shard_close_idle(struct registry_shard *s)
 {
-    pthread_mutex_lock(&s->lock);
+    lock_acquire(&s->lock);
     struct wisp_task *t = s->head.reg_next;
     while (t != &s->head) {
-        if (!wisp__task_try_claim_idle(t)) {
+        if (!wisp__task_claim_idle(t)) {
             t = t->reg_next;
             continue;
         }
@@ -119,13 +113,13 @@ static size_t shard_close_idle(struct registry_shard *s)
          * it without the lock, since its drop function may abort or wake
          * tasks listed here. */
         unlink_task(s, t);
-        pthread_mutex_unlock(&s->lock);
+        lock_release(&s->lock);
         wisp__task_close_claimed(t, 1);
-        pthread_mutex_lock(&s->lock);
+        lock_acquire(&s->lock);
         t = s->head.reg_next;
     }
     size_t left = s->count;
-    pthread_mutex_unlock(&s->lock);
+    lock_release(&s->lock);
     return left;
 }
 

@@ -8,7 +8,6 @@
 #ifndef WISP_REGISTRY_H
 #define WISP_REGISTRY_H
 
-#include <pthread.h>
 #include <stdbool.h>
 
 struct wisp_task;

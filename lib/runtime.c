@@ -1,28 +1,75 @@
 /* runtime.c - creating and freeing a runtime, block_on, and the queries
  * (current runtime, worker index, worker count).
  *
- * Owns: struct wisp_runtime's lifetime, its workers' threads, the shutdown
- * sequence, and the calling thread's block_on runtime.
+ * Owns: struct wisp_runtime's lifetime, its configuration, its workers'
+ * threads, the count of outside threads inside it, the shutdown sequence,
+ * and the calling thread's block_on runtime.
  *
- * Shutdown, in order: refuse spawns; wake and join the workers (each
- * finishes the poll it is in); close the injector and every worker queue,
- * closing the tasks they hold; close every remaining (idle) task through the
- * registry, waiting for tasks other threads are closing; wait for outside
- * threads still inside schedule_outside; free.  A task never touches its
- * runtime once it is FINISHED and unlisted, so wakers outliving the runtime
- * only ever touch their task. */
+ * THE SHUTDOWN SEQUENCE (wisp_runtime_free)
+ *
+ *   1. Refuse spawns: CAS the shutdown flag false -> true (seq_cst; one of
+ *      two racing frees wins, the other gets -EINVAL).
+ *   2. Unpark every worker and join them.  Each finishes the poll it is in
+ *      (a READY there completes the task normally) and leaves its loop at
+ *      the next check of the flag; what its local queue holds stays there.
+ *   3. Close the injector: later pushes fail.  Close the tasks it held.
+ *   4. Close what every worker's local queue holds (this thread owns the
+ *      queues now; local_queue.c).
+ *   5. Close every idle task through the registry (registry.c), waiting for
+ *      the tasks other threads are closing at that moment.
+ *   6. Wait until no outside thread is inside the runtime (outside_inflight
+ *      reaches 0).
+ *   7. Free the runtime and everything it owns.
+ * "Close" is task.c's: the future is dropped exactly once, the join handle
+ * reports -ECANCELED, an awaiter is woken.
+ *
+ * What may race it, case by case:
+ *   - A spawn from an outside thread enters outside_inflight (seq_cst RMW)
+ *     and then reads the flag (seq_cst load): with step 1's CAS and step
+ *     6's seq_cst load of the count this is a Dekker pair, so either the
+ *     spawn sees the flag and returns -ESHUTDOWN, or step 6 sees the spawn
+ *     inside and waits for it; a spawn that got in pushes to the injector,
+ *     or, after step 3, finds it closed and closes its own task.
+ *   - A spawn on a worker happens during a poll of step 2: its task goes to
+ *     that worker's local queue and is closed in step 4.  A spawn from a
+ *     drop function that shutdown runs sees the flag: -ESHUTDOWN.
+ *   - A wake from a worker (step 2) queues locally: step 4.  A wake from an
+ *     outside thread enters outside_inflight, then pushes to the injector:
+ *     before step 3 the task is closed there; after, the push fails and the
+ *     waker closes the task itself (it holds the run reference).  Meanwhile
+ *     the task is SCHEDULED, so step 5 cannot claim it and waits for it to
+ *     leave the registry.
+ *   - An abort of an idle task claims it (RUNNING|CLOSED) and closes it on
+ *     the aborting thread; step 5 waits for it the same way.  An abort of a
+ *     queued or running task only marks it CLOSED; its owner (a worker in
+ *     step 2, or steps 3-4) closes it.
+ *   - A drop function that shutdown runs may wake, abort or drop anything;
+ *     a wisp_runtime_free from it returns -EINVAL (the flag is set) or
+ *     -EDEADLK (task.c knows whose task this thread is closing).
+ *   - Closes that cause closes (a finish waking an awaiter whose queueing
+ *     fails, a drop function aborting another task) do not nest on the
+ *     stack: task.c queues them on a per-thread list that the outermost
+ *     close drains, so any chain closes in bounded stack.
+ *   - Wakers outliving the runtime: a task never touches its runtime once
+ *     it is FINISHED and unlisted, so such wakers only touch their task. */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
+#include "fault.h"
 #include "parker.h"
-#include "util.h"
 #include "runtime.h"
 #include "task.h"
+#include "util.h"
 
-#define DEFAULT_DEQUE_CAPACITY 256
+#define DEFAULT_QUEUE_CAPACITY 256
+#define MAX_QUEUE_CAPACITY (1u << 24)
 
 static WISP_TLS wisp_runtime_t *block_on_runtime;
 
@@ -32,42 +79,74 @@ static unsigned online_cpus(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* ---- configuration ------------------------------------------------------------ */
+
+/* Reads the caller's config of `size` bytes (what its header called
+ * sizeof(wisp_runtime_config_t)) into *out, with defaults for what it does
+ * not have.  Fields this library does not know must be zero. */
+static int config_read(wisp_runtime_config_t *out, const wisp_runtime_config_t *cfg, size_t size)
+{
+    memset(out, 0, sizeof(*out));
+    if (cfg) {
+        if (size < sizeof(cfg->workers))
+            return -EINVAL;
+        size_t known = sizeof(*out);
+        for (size_t i = known; i < size; i++)
+            if (((const unsigned char *)cfg)[i])
+                return -EINVAL; /* a field from a newer header, set */
+        memcpy(out, cfg, size < known ? size : known);
+    }
+    if (out->workers > WISP_MAX_WORKERS)
+        return -EINVAL;
+    if (out->workers == 0)
+        out->workers = online_cpus() < WISP_MAX_WORKERS ? online_cpus() : WISP_MAX_WORKERS;
+    if (out->queue_capacity == 0)
+        out->queue_capacity = DEFAULT_QUEUE_CAPACITY;
+    if (out->queue_capacity < 2 || out->queue_capacity > MAX_QUEUE_CAPACITY ||
+        (out->queue_capacity & (out->queue_capacity - 1)))
+        return -EINVAL;
+    if (out->stack_size && out->stack_size < (size_t)PTHREAD_STACK_MIN)
+        return -EINVAL;
+    if (!out->thread_name)
+        out->thread_name = "wisp";
+    return 0;
+}
+
+/* ---- workers ---------------------------------------------------------------- */
+
 static void worker_free(struct worker *w)
 {
     if (!w)
         return;
-    wisp__deque_destroy(&w->deque);
-    free(w->scratch);
-    free(w);
+    wisp__lq_destroy(&w->queue);
+    alloc_free(w);
 }
 
 static struct worker *worker_new(struct wisp_runtime *rt, unsigned index)
 {
-    struct worker *w = aligned_alloc(_Alignof(struct worker), sizeof(*w));
+    struct worker *w = alloc_zeroed(1, sizeof(*w), _Alignof(struct worker));
     if (!w)
         return NULL;
-    memset(w, 0, sizeof(*w));
     w->rt = rt;
     w->index = index;
     w->rng = UINT64_C(0x9E3779B97F4A7C15) * (index + 1) | 1;
-    atomic_init(&w->park_word, 1);
-    atomic_init(&w->spawned, NULL);
-    w->scratch = calloc(rt->wisp__deque_capacity / 2, sizeof(*w->scratch));
-    if (!w->scratch || wisp__deque_init(&w->deque, rt->wisp__deque_capacity) != 0) {
-        free(w->scratch);
-        free(w);
+    wisp__futex_driver_init(&w->futex);
+    wisp__idle_slot_init(&w->idle, &w->futex.base);
+    if (wisp__lq_init(&w->queue, rt->config.queue_capacity, &rt->injector, rt->nworkers,
+                      &w->metrics) != 0) {
+        alloc_free(w);
         return NULL;
     }
     return w;
 }
 
-/* Frees what wisp__runtime_create built, in reverse; the workers are stopped. */
+/* Frees what wisp_runtime_new_sized built, in reverse; the workers are stopped. */
 static void runtime_destroy(struct wisp_runtime *rt, int stage)
 {
     if (rt->workers)
         for (unsigned i = 0; i < rt->nworkers; i++)
             worker_free(rt->workers[i]);
-    free(rt->workers);
+    alloc_free(rt->workers);
     if (stage >= 4) {
         wisp__trace_runtime_destroy(rt);
         pthread_mutex_destroy(&rt->trace_lock);
@@ -79,14 +158,12 @@ static void runtime_destroy(struct wisp_runtime *rt, int stage)
     if (stage >= 1)
         wisp__registry_destroy(&rt->registry);
     wisp__kind_table_destroy(&rt->kinds);
-    free(rt);
+    alloc_free(rt);
 }
 
+/* Steps 2 (and the unwinding of a failed start): the flag is set. */
 static void runtime_stop_workers(struct wisp_runtime *rt)
 {
-    /* seq_cst: pairs with the workers' acquire loads and with the parking
-     * workers' last check (idle.c). */
-    atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
     wisp__idle_unpark_all(&rt->idle);
     for (unsigned i = 0; i < rt->nworkers; i++)
         if (rt->workers[i]->started)
@@ -95,39 +172,43 @@ static void runtime_stop_workers(struct wisp_runtime *rt)
 
 static int runtime_start_workers(struct wisp_runtime *rt)
 {
-    for (unsigned i = 0; i < rt->nworkers; i++) {
+    pthread_attr_t attr;
+    int err = fault_thread() ? EAGAIN : pthread_attr_init(&attr);
+    if (err)
+        return -err;
+    if (rt->config.stack_size)
+        err = pthread_attr_setstacksize(&attr, rt->config.stack_size);
+    for (unsigned i = 0; i < rt->nworkers && !err; i++) {
         struct worker *w = rt->workers[i];
-        int err = pthread_create(&w->thread, NULL, wisp__worker_main, w);
-        if (err)
-            return -err;
-        w->started = true;
+        err = fault_thread() ? EAGAIN : pthread_create(&w->thread, &attr, wisp__worker_main, w);
+        w->started = !err;
+        if (!err) { /* named before wisp_runtime_new returns; best effort: a debugging aid */
+            char name[16];
+            snprintf(name, sizeof(name), "%s-%u", rt->config.thread_name, w->index);
+            pthread_setname_np(w->thread, name);
+        }
     }
-    return 0;
+    pthread_attr_destroy(&attr);
+    return -err;
 }
 
-int wisp__runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
-                   size_t wisp__deque_capacity)
+int wisp_runtime_new_sized(wisp_runtime_t **out, const wisp_runtime_config_t *cfg, size_t size)
 {
     static _Atomic uint64_t next_id = 1;
     if (!out)
         return -EINVAL;
     *out = NULL;
-    unsigned n = cfg ? cfg->workers : 0;
-    if (n > WISP_MAX_WORKERS)
-        return -EINVAL;
-    if (n == 0)
-        n = online_cpus() < WISP_MAX_WORKERS ? online_cpus() : WISP_MAX_WORKERS;
-    if (wisp__deque_capacity == 0)
-        wisp__deque_capacity = DEFAULT_DEQUE_CAPACITY;
-    if (wisp__deque_capacity < 2 || (wisp__deque_capacity & (wisp__deque_capacity - 1)))
-        return -EINVAL;
+    wisp_runtime_config_t config;
+    int err = config_read(&config, cfg, size);
+    if (err)
+        return err;
+    unsigned n = config.workers;
 
-    struct wisp_runtime *rt = aligned_alloc(_Alignof(struct wisp_runtime), sizeof(*rt));
+    struct wisp_runtime *rt = alloc_zeroed(1, sizeof(*rt), _Alignof(struct wisp_runtime));
     if (!rt)
         return -ENOMEM;
-    memset(rt, 0, sizeof(*rt));
+    rt->config = config;
     rt->nworkers = n;
-    rt->wisp__deque_capacity = wisp__deque_capacity;
     /* relaxed: only uniqueness matters. */
     rt->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     atomic_init(&rt->shutdown, false);
@@ -137,7 +218,7 @@ int wisp__runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t 
     atomic_init(&rt->trace, NULL);
     wisp__kind_table_init(&rt->kinds);
 
-    int err, stage = 0;
+    int stage = 0;
     if ((err = wisp__registry_init(&rt->registry, n)))
         goto fail;
     stage = 1;
@@ -147,11 +228,11 @@ int wisp__runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t 
     if ((err = wisp__injector_init(&rt->injector)))
         goto fail;
     stage = 3;
-    if ((err = -pthread_mutex_init(&rt->trace_lock, NULL)))
+    if ((err = fault_mutex() ? -EAGAIN : -pthread_mutex_init(&rt->trace_lock, NULL)))
         goto fail;
     stage = 4;
     err = -ENOMEM;
-    rt->workers = calloc(n, sizeof(*rt->workers));
+    rt->workers = alloc_zeroed(n, sizeof(*rt->workers), 0);
     if (!rt->workers)
         goto fail;
     for (unsigned i = 0; i < n; i++)
@@ -159,6 +240,8 @@ int wisp__runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t 
             goto fail;
     wisp__trace_runtime_created(rt);
     if ((err = runtime_start_workers(rt))) {
+        /* relaxed: the workers read it after the unpark (idle.c's lock). */
+        atomic_store_explicit(&rt->shutdown, true, memory_order_relaxed);
         runtime_stop_workers(rt);
         goto fail;
     }
@@ -169,10 +252,36 @@ fail:
     return err;
 }
 
-int wisp_runtime_new(wisp_runtime_t **rt, const wisp_runtime_config_t *cfg)
+/* The function behind the header's macro: a caller that reaches it (through
+ * a function pointer, or built before the config could grow) passed the
+ * first layout, which had only `workers`. */
+int(wisp_runtime_new)(wisp_runtime_t **rt, const wisp_runtime_config_t *cfg)
 {
-    return wisp__runtime_create(rt, cfg, 0);
+    return wisp_runtime_new_sized(rt, cfg, sizeof(cfg->workers));
 }
+
+/* ---- outside threads (steps 1 and 6) ---------------------------------------- */
+
+bool wisp__runtime_outside_enter(struct wisp_runtime *rt)
+{
+    struct worker *w = wisp__worker_current();
+    if (w && w->rt == rt)
+        return false;
+    /* seq_cst: the Dekker pair of step 1 with the shutdown CAS and step 6's
+     * load of this count: either we see the flag after entering, or free
+     * sees us inside and waits. */
+    atomic_fetch_add_explicit(&rt->outside_inflight, 1, memory_order_seq_cst);
+    return true;
+}
+
+void wisp__runtime_outside_exit(struct wisp_runtime *rt)
+{
+    /* release: our last touch of rt happens before step 6's load that lets
+     * wisp_runtime_free free rt. */
+    atomic_fetch_sub_explicit(&rt->outside_inflight, 1, memory_order_release);
+}
+
+/* ---- wisp_runtime_free ---------------------------------------------------------- */
 
 int wisp_runtime_free(wisp_runtime_t *rt)
 {
@@ -188,26 +297,26 @@ int wisp_runtime_free(wisp_runtime_t *rt)
      * abort, a wake that lost to shutdown): freeing would wait for it. */
     if (wisp__task_closing_runtime() == rt)
         return -EDEADLK;
+    /* Step 1.  seq_cst: see the cases above. */
     bool expected = false;
-    /* Of two frees racing, one wins.  seq_cst: pairs with the workers'
-     * acquire loads, the parking workers' last check (idle.c) and the
-     * outside threads' check in wisp__runtime_outside_enter. */
     if (!atomic_compare_exchange_strong_explicit(&rt->shutdown, &expected, true,
                                                  memory_order_seq_cst, memory_order_relaxed))
         return -EINVAL;
-    runtime_stop_workers(rt);
-    wisp__worker_close_injector(rt);
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        wisp__worker_close_queued(rt->workers[i]);
-    wisp__registry_close_all(&rt->registry);
-    /* seq_cst (acquire at least): pairs with wisp__runtime_outside_enter's
-     * seq_cst increment and wisp__runtime_outside_exit's release decrement. */
+    runtime_stop_workers(rt);                                /* step 2 */
+    wisp__task_close_chain(wisp__injector_close(&rt->injector)); /* step 3 */
+    for (unsigned i = 0; i < rt->nworkers; i++)              /* step 4 */
+        wisp__lq_close_all(&rt->workers[i]->queue);
+    wisp__registry_close_all(&rt->registry);                 /* step 5 */
+    /* Step 6.  seq_cst: the other half of step 1's Dekker pair; acquire for
+     * the release decrements in wisp__runtime_outside_exit. */
     while (atomic_load_explicit(&rt->outside_inflight, memory_order_seq_cst))
         sched_yield();
     wisp__trace_runtime_flush(rt);
-    runtime_destroy(rt, 4);
+    runtime_destroy(rt, 4);                                  /* step 7 */
     return 0;
 }
+
+/* ---- queries and block_on --------------------------------------------------------- */
 
 unsigned wisp_runtime_workers(const wisp_runtime_t *rt)
 {
@@ -232,7 +341,7 @@ int wisp_block_on(wisp_runtime_t *rt, wisp_poll_fn poll, void *future, void **ou
         return -EDEADLK;
     if (!poll)
         return -EINVAL;
-    struct parker *p = wisp__parker_new();
+    struct wisp__parker *p = wisp__parker_new();
     if (!p)
         return -ENOMEM;
     wisp_runtime_t *outer = block_on_runtime;
@@ -241,7 +350,7 @@ int wisp_block_on(wisp_runtime_t *rt, wisp_poll_fn poll, void *future, void **ou
     wisp_context_t cx = wisp_context_from_waker(&waker);
     void *result = NULL;
     while (poll(future, &cx, &result) != WISP_READY)
-        wisp__parker_park(p);
+        wisp__parker_park(p, DRIVER_FOREVER);
     block_on_runtime = outer;
     wisp__parker_release(p);
     if (output)

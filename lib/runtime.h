@@ -12,44 +12,36 @@
 
 #include <wisp/wisp.h>
 
-#include "deque.h"
+#include "driver.h"
+#include "idle.h"
 #include "injector.h"
 #include "kind.h"
+#include "local_queue.h"
 #include "metrics.h"
-#include "idle.h"
 #include "registry.h"
 #include "task_cache.h"
 #include "trace.h"
 #include "util.h"
 
 struct worker {
-    struct deque deque;                    /* deque.c; the worker owns the bottom */
+    struct local_queue queue;              /* local_queue.c */
     struct wisp_runtime *rt;
     unsigned index;
-    struct wisp_task *next;                /* LIFO slot: the task a poll woke last, worker-only */
-    struct wisp_task *deferred;            /* woken while running: LIFO stack, worker-only */
-    struct wisp_task **scratch;            /* deque overflow batch, capacity/2 */
     uint64_t rng;                          /* victim selection */
-    uint32_t tick;                         /* fairness: injector every so many ticks */
-    uint32_t slot_runs;                    /* tasks run from the slot in a row */
     bool searching;                        /* counted in idle.counts as searching */
     bool wake_pending;                     /* a wake pushed work to the deque in this poll */
-    bool in_sleepers;                      /* idle.c, under idle.lock */
     pthread_t thread;
     bool started;
     struct task_cache cache;               /* task_cache.c: freed task blocks */
-    /* The task this worker spawned last: its next task unless a thief takes
-     * it (worker.c).  Own line: written on every spawn, read by thieves. */
-    _Alignas(WISP_CACHE_LINE) struct wisp_task *_Atomic spawned;
     /* metrics.h: written by this worker only.  Own lines. */
     _Alignas(WISP_CACHE_LINE) struct worker_metrics metrics;
-    /* idle.c: futex word, 0 parked, 1 unparked.  Own line: written by notifiers. */
-    _Alignas(WISP_CACHE_LINE) _Atomic uint32_t park_word;
+    struct idle_slot idle;                 /* idle.c */
+    struct futex_driver futex;             /* driver.h: where the worker sleeps */
 };
 
 struct wisp_runtime {
     unsigned nworkers;
-    size_t wisp__deque_capacity;
+    wisp_runtime_config_t config;          /* runtime.c: normalised, defaults filled in */
     uint64_t id;                           /* process-unique, for kind.c's cache */
     struct worker **workers;               /* each cache-line aligned */
     struct kind_table kinds;               /* kind.c */
@@ -78,35 +70,33 @@ struct wisp_runtime {
         trace_event((rt), &(rt)->tracing, trace_w_, (type), (uint64_t)(a), (int64_t)(b));         \
     } while (0)
 
-/* Internal constructor: wisp__deque_capacity 0 means the default (tests use tiny
- * deques to force wraparound and overflow). */
-int wisp__runtime_create(struct wisp_runtime **out, const wisp_runtime_config_t *cfg,
-                   size_t wisp__deque_capacity);
+/* ---- runtime.c ---- */
 
-/* worker.c */
-struct worker *wisp__worker_current(void);
 /* Outside threads that use rt (spawning, queueing a woken task) bracket it
- * with these; wisp_runtime_free waits until none is inside.  enter returns
- * false, and counts nothing, on one of rt's own workers. */
+ * with these; wisp_runtime_free waits until none is inside (runtime.c's
+ * shutdown protocol).  enter returns false, and counts nothing, on one of
+ * rt's own workers. */
 bool wisp__runtime_outside_enter(struct wisp_runtime *rt);
 void wisp__runtime_outside_exit(struct wisp_runtime *rt);
-void *wisp__worker_main(void *arg);
-/* Queues t, which carries its run reference, and wakes an idle worker if
- * none is searching.  On one of rt's workers a spawn goes into the worker's
- * stealable spawn slot and a wake (spawn false) into its private LIFO slot,
- * both at the front of its local queue; a task either displaces goes onto
- * the deque.  Elsewhere: onto the injector. */
-void wisp__worker_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn);
-/* Shutdown, after the workers are joined: close what the queues hold. */
-void wisp__worker_close_queued(struct worker *w);
-void wisp__worker_close_injector(struct wisp_runtime *rt);
-/* Any queue holds work (idle.c's last check before sleeping). */
-bool wisp__worker_any_work(struct wisp_runtime *rt);
 
 static inline bool runtime_is_shutdown(struct wisp_runtime *rt)
 {
-    /* acquire: pairs with the seq_cst store in wisp_runtime_free. */
-    return atomic_load_explicit(&rt->shutdown, memory_order_acquire);
+    /* seq_cst: pairs with the shutdown CAS in wisp_runtime_free, and, after
+     * wisp__runtime_outside_enter's seq_cst RMW, forms the Dekker pair of
+     * runtime.c's step 1 (a load that costs what an acquire load does). */
+    return atomic_load_explicit(&rt->shutdown, memory_order_seq_cst);
 }
+
+/* ---- worker.c ---- */
+
+struct worker *wisp__worker_current(void);
+void *wisp__worker_main(void *arg);
+/* Queues t, which carries its run reference, and wakes an idle worker if
+ * none is searching.  On one of rt's workers a spawn goes into the worker's
+ * spawn slot and a wake (spawn false) into its LIFO slot (local_queue.c);
+ * elsewhere onto the injector. */
+void wisp__worker_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool spawn);
+/* Any shared queue holds work (the last check of idle.c's table). */
+bool wisp__worker_any_work(struct wisp_runtime *rt);
 
 #endif /* WISP_RUNTIME_INTERNAL_H */

@@ -1,13 +1,15 @@
-/* task.c - task allocation, the state word's transitions, spawn, and join
- * handles.  The state word and the ownership rules are described in
- * task.h; every transition below is one CAS or fetch-op on t->state.
+/* task.c - tasks: memory, spawn, polling, closing, join handles.  Every
+ * change of the state word is a transition of task_state.h, applied
+ * through ts_update (or ts_ref_inc/ts_ref_dec); this file performs the
+ * actions they return.
  *
- * Owns: struct wisp_task (its memory, state word, future, output, awaiter
- * slot).  Touches: the registry (listing and unlisting) and the scheduler
- * (wisp__worker_schedule) of the task's runtime, only while the task is
- * unfinished: wisp_runtime_free waits for every listed task and every
- * outside scheduler before it frees the runtime (see runtime.c), and a
- * finished task never looks at its runtime again. */
+ * Owns: struct wisp_task (its memory, future, output, awaiter slot) and
+ * the calling thread's list of pending closes.  Touches: the registry
+ * (listing and unlisting) and the scheduler (wisp__worker_schedule) of the
+ * task's runtime, only while the task is unfinished: wisp_runtime_free waits
+ * for every listed task and every outside scheduler before it frees the
+ * runtime (runtime.c), and a finished task never looks at its runtime
+ * again. */
 #include "task.h"
 
 #include <errno.h>
@@ -17,9 +19,6 @@
 #include "alloc.h"
 #include "parker.h"
 #include "runtime.h"
-
-#define TASK_UNITS_MAX ((UINT64_C(1) << TASK_UNITS_BITS) - 1)
-#define TASK_DONE_MASK (TASK_COMPLETED | TASK_CLOSED | TASK_FINISHED)
 
 /* ---- memory ------------------------------------------------------------ */
 
@@ -33,96 +32,78 @@ static void *task_alloc(size_t bytes)
 {
     struct worker *w = wisp__worker_current();
     void *p = w ? wisp__task_cache_get(&w->cache, bytes) : NULL;
-    return p ? p : wisp_alloc(bytes);
+    return p ? p : alloc_task(bytes);
 }
 
-static void task_dealloc(struct wisp_task *t, uint64_t state)
+/* The DEALLOC action: s is the final word (no references left). */
+static void task_dealloc(struct wisp_task *t, uint64_t s)
 {
-    if (state & TASK_AWAITER)
+    if (s & TASK_AWAITER)
         wisp_waker_drop(&t->awaiter);
-    size_t size = ((size_t)(state >> TASK_UNITS_SHIFT) & TASK_UNITS_MAX) * 16;
+    size_t size = ((size_t)(s >> TASK_UNITS_SHIFT) & TASK_UNITS_MAX) * 16;
     struct worker *w = wisp__worker_current();
     if (!w || !wisp__task_cache_put(&w->cache, t, size))
-        wisp_free_sized(t, size);
-}
-
-static void refcount_overflow(void)
-{
-    /* As Rust's Arc does: a count this high means leaked clones. */
-    abort();
+        free_task(t, size);
 }
 
 void wisp__task_ref(struct wisp_task *t)
 {
-    /* relaxed: taking a reference needs no ordering, as in Arc::clone; the
-     * caller already holds one that keeps the task alive. */
-    uint64_t s = atomic_fetch_add_explicit(&t->state, TASK_REF_ONE, memory_order_relaxed);
-    if (unlikely(task_refs(s) >= UINT32_MAX - 1))
-        refcount_overflow();
+    ts_ref_inc(&t->state);
 }
 
 void wisp__task_unref(struct wisp_task *t, uint64_t refs)
 {
-    /* acq_rel: release our writes to the task; whoever drops the last
-     * reference acquires everyone's before freeing. */
-    uint64_t s = atomic_fetch_sub_explicit(&t->state, refs * TASK_REF_ONE, memory_order_acq_rel);
-    if (task_refs(s) == refs)
-        task_dealloc(t, s - refs * TASK_REF_ONE);
+    struct ts_step st = ts_ref_dec(&t->state, refs);
+    if (st.action == TS_DEALLOC)
+        task_dealloc(t, st.next);
 }
 
-/* ---- the awaiter slot ---------------------------------------------------- */
+/* ---- the awaiter slot (AWAIT_*) ------------------------------------------- */
 
-/* Called by the finisher after FINISHED is set.  If the slot is LOCKED the
- * registrant holds it; it will see FINISHED when it unlocks and handle it. */
+/* The FINISH action NOTIFY: take the awaiter's waker and wake it, unless the
+ * registrant holds the slot (it then sees FINISHED and empties it). */
 static void task_notify_awaiter(struct wisp_task *t)
 {
-    /* acquire: pairs with the registrant's release unlock (the waker). */
-    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-    do {
-        if (!(s & TASK_AWAITER) || (s & TASK_LOCKED))
-            return;
-    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, s | TASK_LOCKED,
-                                                    memory_order_acquire, memory_order_acquire));
+    /* acquire: pairs with the registrant's release in AWAIT_UNLOCK, so the
+     * waker it stored is visible. */
+    if (ts_update(&t->state, ts_await_take, 0, memory_order_acquire).action != TS_TAKE)
+        return;
     wisp_waker_t w = t->awaiter;
     t->awaiter = WISP_WAKER_EMPTY;
-    /* release: our slot write happens before the next locker's reads. */
-    atomic_fetch_and_explicit(&t->state, ~(TASK_AWAITER | TASK_LOCKED), memory_order_release);
+    /* release: our slot write happens before the next locker's reads
+     * (AWAIT_LOCK's acquire). */
+    ts_await_release_apply(&t->state, memory_order_release);
     wisp_waker_wake(&w);
 }
 
-/* PENDING: w (or an equivalent waker) will be woken when the task finishes. */
-static wisp_poll_t task_register_awaiter(struct wisp_task *t, const wisp_waker_t *w)
+/* TS_PENDING: w (or an equivalent waker) will be woken when the task
+ * finishes.  TS_READY: finished.  TS_MISUSE: the handle is gone. */
+static inline __attribute__((always_inline)) enum ts_action
+task_register_awaiter(struct wisp_task *t, const wisp_waker_t *w)
 {
-    /* acquire: pairs with the finisher's release CAS (output, FINISHED). */
-    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-    do {
-        /* Only a finisher takes LOCKED besides us, and only after FINISHED. */
-        if (s & TASK_FINISHED)
-            return WISP_READY;
-    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, s | TASK_LOCKED,
-                                                    memory_order_acquire, memory_order_acquire));
-    if (!(s & TASK_AWAITER))
+    /* acquire: on READY, pairs with the finisher's release in FINISH (the
+     * output and the drop's effects). */
+    struct ts_step st = ts_update(&t->state, ts_await_lock, 0, memory_order_acquire);
+    if (st.action != TS_LOCKED)
+        return st.action;
+    if (!(st.prev & TASK_AWAITER))
         t->awaiter = wisp_waker_clone(w);
     else
         wisp_waker_set(&t->awaiter, w);
-    s |= TASK_LOCKED;
-    /* Unlock, unless the task finished meanwhile: then we keep LOCKED, so a
-     * finisher that saw AWAITER (from an earlier registration) backs off in
-     * task_notify_awaiter, and empty the slot ourselves.
-     * release: publishes the slot to the finisher's acquire CAS. */
-    while (!(s & TASK_FINISHED)) {
-        if (atomic_compare_exchange_weak_explicit(&t->state, &s, (s & ~TASK_LOCKED) | TASK_AWAITER,
-                                                  memory_order_acq_rel, memory_order_acquire))
-            return WISP_PENDING;
-    }
-    /* acquire on the failed CAS above: the finisher's output is visible. */
+    /* acq_rel: release publishes the slot to the finisher's AWAIT_TAKE;
+     * acquire on READY as above. */
+    st = ts_update(&t->state, ts_await_unlock, 0, memory_order_acq_rel);
+    if (st.action == TS_PENDING)
+        return TS_PENDING;
+    /* Finished meanwhile: we kept LOCKED, so a finisher that saw AWAITER
+     * (from an earlier registration) backed off; the slot is ours to empty. */
     wisp_waker_drop(&t->awaiter);
-    /* release: the slot write happens before dealloc's read of it. */
-    atomic_fetch_and_explicit(&t->state, ~(TASK_AWAITER | TASK_LOCKED), memory_order_release);
-    return WISP_READY;
+    /* release: the slot write happens before dealloc's read. */
+    ts_await_release_apply(&t->state, memory_order_release);
+    return TS_READY;
 }
 
-/* ---- finishing ------------------------------------------------------------ */
+/* ---- finishing -------------------------------------------------------------- */
 
 static void task_drop_future(struct wisp_task *t)
 {
@@ -156,137 +137,145 @@ static void task_finish(struct wisp_task *t, bool completed, void *output, uint6
         wisp__registry_remove(&t->kind->rt->registry, t))
         owned_refs++;
     t->output = output;
-    /* relaxed: the CAS below is the synchronising access. */
-    uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed), next;
-    bool notify;
-    do {
-        bool ok = completed && !(s & TASK_CLOSED);
-        next = (s & ~(TASK_RUNNING | TASK_SCHEDULED)) | TASK_FINISHED |
-               (ok ? TASK_COMPLETED : TASK_CLOSED);
-        /* With an awaiter we keep our references until it is woken. */
-        notify = s & TASK_AWAITER;
-        if (!notify)
-            next -= owned_refs * TASK_REF_ONE;
-        /* acq_rel: release publishes output and the drop's effects to join
-         * handles (their acquire load); acquire in case we free the task. */
-    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
-                                                    memory_order_relaxed));
+    /* acq_rel: release publishes the output and the drop's effects to join
+     * handles (AWAIT_LOCK's and wisp_join_is_finished's acquire); acquire in
+     * case we free the task. */
+    struct ts_step st = ts_update(&t->state, ts_finish, TS_FINISH_ARG(completed, owned_refs),
+                                  memory_order_acq_rel);
     if (w) {
-        if (next & TASK_COMPLETED)
+        if (st.next & TASK_COMPLETED)
             METRIC_ADD(&w->metrics, completed, 1);
         else
             METRIC_ADD(&w->metrics, cancelled, 1);
     }
-    if (notify) {
+    if (st.action == TS_NOTIFY) {
         task_notify_awaiter(t);
         wisp__task_unref(t, owned_refs);
-    } else if (task_refs(next) == 0) {
-        task_dealloc(t, next);
+    } else if (st.action == TS_DEALLOC) {
+        task_dealloc(t, st.next);
     }
 }
 
-/* The runtime whose task this thread is closing, when it is not one of
- * that runtime's workers: wisp_runtime_free called from the drop function
- * would wait for this very task (runtime.c refuses with -EDEADLK). */
-static WISP_TLS struct wisp_runtime *closing_for;
+/* ---- closing, in bounded stack ------------------------------------------------ */
+
+/* Closes nest: a close finishes its task, which wakes the awaiter, whose
+ * queueing fails once the injector is closed, so the awaiter is closed
+ * inline, and so on down a chain of awaiting tasks; a drop function may
+ * abort another task.  So a close on a thread already closing a task is
+ * queued on this list (holding one reference) and the outermost close
+ * drains it: the stack stays flat for any chain length. */
+static WISP_TLS struct {
+    struct wisp_task *pending; /* linked through next, each owning one reference */
+    bool active;
+    /* The runtime whose task's drop function this thread is running, when
+     * it is not one of that runtime's workers: wisp_runtime_free called
+     * from the drop function would wait for this very task (-EDEADLK). */
+    struct wisp_runtime *runtime;
+} closer;
 
 struct wisp_runtime *wisp__task_closing_runtime(void)
 {
-    return closing_for;
+    return closer.runtime;
 }
 
-static void task_close_owned(struct wisp_task *t, uint64_t owned_refs)
+static void task_close_now(struct wisp_task *t, uint64_t owned_refs)
 {
-    struct wisp_runtime *outer = closing_for;
-    closing_for = t->kind->rt;
+    struct wisp_runtime *outer = closer.runtime;
+    closer.runtime = t->kind->rt;
     task_drop_future(t);
-    closing_for = outer;
+    closer.runtime = outer;
     task_finish(t, false, NULL, owned_refs);
 }
 
-/* ---- waking --------------------------------------------------------------- */
-
-static inline void check_ref_room(uint64_t s)
+/* The CLOSE action: the caller holds RUNNING on a CLOSED task and owns
+ * owned_refs references to it. */
+static void task_close(struct wisp_task *t, uint64_t owned_refs)
 {
-    if (unlikely(task_refs(s) >= UINT32_MAX - 1))
-        refcount_overflow();
+    if (closer.active) {
+        if (owned_refs == 0)
+            wisp__task_ref(t);
+        else if (owned_refs > 1) /* we keep one: the count stays above zero */
+            wisp__task_unref(t, owned_refs - 1);
+        t->next = closer.pending;
+        closer.pending = t;
+        return;
+    }
+    closer.active = true;
+    task_close_now(t, owned_refs);
+    while ((t = closer.pending)) {
+        closer.pending = t->next;
+        task_close_now(t, 1);
+    }
+    closer.active = false;
 }
+
+void wisp__task_close_queued(struct wisp_task *t)
+{
+    /* acquire: pairs with the release of the wake or spawn that queued it. */
+    ts_update(&t->state, ts_close_queued, 0, memory_order_acquire);
+    task_close(t, 1);
+}
+
+void wisp__task_close_chain(struct wisp_task *t)
+{
+    while (t) {
+        struct wisp_task *next = t->next;
+        wisp__task_close_queued(t);
+        t = next;
+    }
+}
+
+bool wisp__task_claim_idle(struct wisp_task *t)
+{
+    /* acq_rel: acquire pairs with the release of the last poll's end
+     * (TO_IDLE), so we see the future as it left it. */
+    return ts_update(&t->state, ts_claim_idle, 0, memory_order_acq_rel).action == TS_CLOSE;
+}
+
+void wisp__task_close_claimed(struct wisp_task *t, uint64_t owned_refs)
+{
+    task_close(t, owned_refs);
+}
+
+/* ---- waking ------------------------------------------------------------------- */
 
 void wisp__task_wake_by_ref(struct wisp_task *t)
 {
-    /* acquire: see a current state; the CAS below does the real work. */
-    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire), next;
-    do {
-        if (s & TASK_DONE_MASK)
-            return;
-        if (s & TASK_SCHEDULED)
-            next = s; /* still write, so the coming poll sees what we wrote */
-        else if (s & TASK_RUNNING)
-            next = s | TASK_SCHEDULED; /* the worker requeues it after the poll */
-        else {
-            check_ref_room(s);
-            next = (s | TASK_SCHEDULED) + TASK_REF_ONE; /* the run reference */
-        }
-        /* acq_rel: release pairs with the poller's acquire in wisp__task_run, so
-         * the waker's writes happen before the next poll. */
-    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
-                                                    memory_order_acquire));
-    if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
+    /* acq_rel: release pairs with the poller's acquire in TO_RUNNING, so the
+     * waker's writes happen before the next poll. */
+    if (ts_update(&t->state, ts_wake_by_ref, 0, memory_order_acq_rel).action == TS_SCHEDULE)
         wisp__worker_schedule(t->kind->rt, t, false);
 }
 
 void wisp__task_wake(struct wisp_task *t)
 {
-    /* acquire: see a current state; the CAS below does the real work. */
-    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire), next;
-    do {
-        if (s & TASK_DONE_MASK) {
-            wisp__task_unref(t, 1);
-            return;
-        }
-        /* Our reference: dropped when a queue or the runner already holds
-         * one (the count cannot reach zero), else it becomes the run
-         * reference. */
-        if (s & TASK_SCHEDULED)
-            next = s - TASK_REF_ONE;
-        else if (s & TASK_RUNNING)
-            next = (s | TASK_SCHEDULED) - TASK_REF_ONE;
-        else
-            next = s | TASK_SCHEDULED;
-        /* acq_rel: as in wisp__task_wake_by_ref. */
-    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
-                                                    memory_order_acquire));
-    if (!(s & (TASK_SCHEDULED | TASK_RUNNING)))
+    /* acq_rel: as in wisp__task_wake_by_ref; acquire also for DEALLOC. */
+    struct ts_step st = ts_update(&t->state, ts_wake, 0, memory_order_acq_rel);
+    if (st.action == TS_SCHEDULE)
         wisp__worker_schedule(t->kind->rt, t, false);
+    else if (st.action == TS_DEALLOC)
+        task_dealloc(t, st.next);
 }
 
-/* ---- running and closing -------------------------------------------------- */
+/* ---- running ------------------------------------------------------------------ */
 
-/* The worker polling t lists it in its own shard before t can go idle; the
- * registry's reference is added with REGISTERED and the shard bits. */
+/* The worker polling t lists it in its own shard before t can go idle
+ * (REGISTER adds the registry's reference and the shard bits). */
 static void task_register(struct wisp_task *t)
 {
     struct registry *reg = &t->kind->rt->registry;
     unsigned shard = wisp__registry_shard_of_worker(reg, wisp__worker_current()->index);
     wisp__registry_insert(reg, t, shard);
-    /* relaxed: only the owner (us) reads REGISTERED before the poll-end
-     * CAS, which publishes it with release. */
-    atomic_fetch_add_explicit(&t->state,
-                              TASK_REGISTERED | ((uint64_t)shard << TASK_SHARD_SHIFT) | TASK_REF_ONE,
-                              memory_order_relaxed);
+    /* acquire: nothing to pair with (only we read REGISTERED before TO_IDLE,
+     * whose release publishes it); the helper's weakest order. */
+    ts_update(&t->state, ts_register, shard, memory_order_acquire);
 }
 
 bool wisp__task_run(struct wisp_task *t)
 {
-    /* relaxed: the CAS below acquires. */
-    uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
     /* acquire: pairs with the release of the wake or spawn that queued it. */
-    while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
-                                                  (s & ~TASK_SCHEDULED) | TASK_RUNNING,
-                                                  memory_order_acquire, memory_order_relaxed))
-        ;
-    if (unlikely(s & TASK_CLOSED)) { /* aborted while queued */
-        task_close_owned(t, 1);
+    if (unlikely(ts_update(&t->state, ts_to_running, 0, memory_order_acquire).action == TS_CLOSE)) {
+        task_close(t, 1); /* aborted while queued */
         return false;
     }
     wisp_waker_t waker = { t, &wisp__task_waker_vtable };
@@ -301,60 +290,30 @@ bool wisp__task_run(struct wisp_task *t)
         task_finish(t, true, output, 1);
         return false;
     }
-    /* relaxed: the CAS below is the synchronising access. */
-    s = atomic_load_explicit(&t->state, memory_order_relaxed);
-    if (!(s & TASK_REGISTERED)) {
+    /* relaxed: only the owner (us) sets REGISTERED. */
+    if (!(atomic_load_explicit(&t->state, memory_order_relaxed) & TASK_REGISTERED))
         task_register(t);
-        s = atomic_load_explicit(&t->state, memory_order_relaxed);
-    }
-    for (;;) {
-        if (s & TASK_CLOSED) { /* aborted during the poll */
-            task_close_owned(t, 1);
-            return false;
-        }
-        /* Woken during the poll: keep SCHEDULED, the run reference goes
-         * back to a queue.  Else drop it: the registry's keeps the task. */
-        uint64_t next = (s & TASK_SCHEDULED) ? s & ~TASK_RUNNING
-                                             : (s & ~TASK_RUNNING) - TASK_REF_ONE;
-        /* acq_rel: release publishes the poll's writes to the next poller
-         * and to the waker that set SCHEDULED; acquire pairs with it. */
-        if (atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
-                                                  memory_order_relaxed))
-            return (s & TASK_SCHEDULED) != 0;
+    /* acq_rel: release publishes the poll's writes to the next poller (its
+     * TO_RUNNING) and to the waker that set SCHEDULED; acquire pairs with
+     * that waker's release. */
+    switch (ts_update(&t->state, ts_to_idle, 0, memory_order_acq_rel).action) {
+    case TS_CLOSE: /* aborted during the poll */
+        task_close(t, 1);
+        return false;
+    case TS_REQUEUE: /* woken during the poll: the run reference goes back to a queue */
+        return true;
+    default: /* idle: the registry's reference keeps it */
+        return false;
     }
 }
 
-void wisp__task_close_queued(struct wisp_task *t)
-{
-    /* A queued task is never RUNNING or finished: claim it.  acquire: pairs
-     * with the release of the wake or spawn that queued it. */
-    atomic_fetch_or_explicit(&t->state, TASK_RUNNING | TASK_CLOSED, memory_order_acquire);
-    task_close_owned(t, 1);
-}
-
-bool wisp__task_try_claim_idle(struct wisp_task *t)
-{
-    /* acquire: pairs with the release of the last poll's end. */
-    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-    do {
-        if (s & (TASK_SCHEDULED | TASK_RUNNING | TASK_DONE_MASK))
-            return false;
-    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
-                                                    s | TASK_RUNNING | TASK_CLOSED,
-                                                    memory_order_acq_rel, memory_order_acquire));
-    return true;
-}
-
-void wisp__task_close_claimed(struct wisp_task *t, uint64_t owned_refs)
-{
-    task_close_owned(t, owned_refs);
-}
-
-/* ---- spawn ---------------------------------------------------------------- */
+/* ---- spawn -------------------------------------------------------------------- */
 
 static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
                       wisp_drop_fn drop, wisp_join_t **join)
 {
+    /* seq_cst (runtime_is_shutdown): on an outside thread this follows
+     * wisp__runtime_outside_enter's seq_cst RMW: runtime.c's step 1. */
     if (runtime_is_shutdown(rt))
         return -ESHUTDOWN;
     const struct task_kind *kind = wisp__kind_get(rt, poll, drop);
@@ -389,8 +348,7 @@ int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t
     if (!rt || !poll || (size && !future) || size > SIZE_MAX / 2)
         return -EINVAL;
     /* From an outside thread: counted as in flight before looking at the
-     * shutdown flag, so wisp_runtime_free either refuses us here or waits
-     * for us to finish with rt. */
+     * shutdown flag (runtime.c, step 1). */
     bool outside = wisp__runtime_outside_enter(rt);
     int err = task_spawn(rt, poll, future, size, drop, join);
     if (outside)
@@ -398,47 +356,50 @@ int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t
     return err;
 }
 
-/* ---- join handles --------------------------------------------------------- */
+/* ---- join handles ------------------------------------------------------------- */
 
-static void task_release_handle(struct wisp_task *t)
+/* The task is FINISHED (or the handle misused): report, and free the
+ * handle.  -EINVAL if the handle was released already. */
+static inline __attribute__((always_inline)) int task_take_result(struct wisp_task *t,
+                                                                  void **output)
 {
-    /* HANDLE is set while the handle lives, so subtracting it clears it.
-     * acq_rel: as in wisp__task_unref. */
-    uint64_t s = atomic_fetch_sub_explicit(&t->state, TASK_HANDLE | TASK_REF_ONE,
-                                           memory_order_acq_rel);
-    if (task_refs(s) == 1)
-        task_dealloc(t, s - (TASK_HANDLE | TASK_REF_ONE));
-}
-
-/* The task is FINISHED: report, and free the handle. */
-static int task_take_result(struct wisp_task *t, void **output)
-{
-    /* acquire: pairs with the finisher's release CAS (output). */
+    /* acquire: pairs with the finisher's release in FINISH (the output). */
     uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    void *out = t->output;
+    /* acq_rel: release our reads of the task before a free by someone
+     * else; acquire in case we free it. */
+    struct ts_step st = ts_update(&t->state, ts_release_handle, 0, memory_order_acq_rel);
+    if (st.action == TS_MISUSE) {
+        if (output)
+            *output = NULL;
+        return -EINVAL;
+    }
     bool ok = s & TASK_COMPLETED;
     if (output)
-        *output = ok ? t->output : NULL;
-    task_release_handle(t);
+        *output = ok ? out : NULL;
+    if (st.action == TS_DEALLOC)
+        task_dealloc(t, st.next);
     return ok ? 0 : -ECANCELED;
 }
 
 wisp_poll_t wisp_join_poll(wisp_join_t *join, wisp_context_t *cx, int *status, void **output)
 {
-    if (!join || !cx) {
-        if (status)
-            *status = -EINVAL;
-        if (output)
-            *output = NULL;
-        return WISP_READY;
+    int st = -EINVAL; /* NULL arguments, or a handle released already */
+    void *out = NULL;
+    if (join && cx) {
+        struct wisp_task *t = (struct wisp_task *)join;
+        static const wisp_waker_t empty = WISP_WAKER_EMPTY;
+        const wisp_waker_t *w = wisp_context_waker(cx);
+        enum ts_action a = task_register_awaiter(t, w ? w : &empty);
+        if (a == TS_PENDING)
+            return WISP_PENDING;
+        if (a == TS_READY)
+            st = task_take_result(t, &out);
     }
-    struct wisp_task *t = (struct wisp_task *)join;
-    static const wisp_waker_t empty = WISP_WAKER_EMPTY;
-    const wisp_waker_t *w = wisp_context_waker(cx);
-    if (task_register_awaiter(t, w ? w : &empty) == WISP_PENDING)
-        return WISP_PENDING;
-    int st = task_take_result(t, output);
     if (status)
         *status = st;
+    if (output)
+        *output = out;
     return WISP_READY;
 }
 
@@ -447,15 +408,20 @@ bool wisp_join_is_finished(const wisp_join_t *join)
     if (!join)
         return false;
     struct wisp_task *t = (struct wisp_task *)join;
-    /* acquire: pairs with the finisher's release CAS, so the drop function's
-     * effects are visible to whoever sees true. */
+    /* acquire: pairs with the finisher's release in FINISH, so the drop
+     * function's effects are visible to whoever sees true. */
     return atomic_load_explicit(&t->state, memory_order_acquire) & TASK_FINISHED;
 }
 
 void wisp_join_detach(wisp_join_t *join)
 {
-    if (join)
-        task_release_handle((struct wisp_task *)join);
+    if (!join)
+        return;
+    struct wisp_task *t = (struct wisp_task *)join;
+    /* acq_rel: as in task_take_result.  MISUSE (released already): nothing. */
+    struct ts_step st = ts_update(&t->state, ts_release_handle, 0, memory_order_acq_rel);
+    if (st.action == TS_DEALLOC)
+        task_dealloc(t, st.next);
 }
 
 void wisp_join_abort(wisp_join_t *join)
@@ -463,21 +429,10 @@ void wisp_join_abort(wisp_join_t *join)
     if (!join)
         return;
     struct wisp_task *t = (struct wisp_task *)join;
-    /* acquire: see a current state; the CAS below does the real work. */
-    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire), next;
-    do {
-        if (s & TASK_DONE_MASK)
-            return;
-        /* Running or queued: its owner closes it.  Idle: we claim it. */
-        next = s | TASK_CLOSED;
-        if (!(s & (TASK_RUNNING | TASK_SCHEDULED)))
-            next |= TASK_RUNNING;
-        /* acq_rel: acquire the last poll's writes before dropping the future
-         * ourselves; release our CLOSED to the owner. */
-    } while (!atomic_compare_exchange_weak_explicit(&t->state, &s, next, memory_order_acq_rel,
-                                                    memory_order_acquire));
-    if (!(s & (TASK_RUNNING | TASK_SCHEDULED)))
-        task_close_owned(t, 0);
+    /* acq_rel: acquire the last poll's writes before dropping the future
+     * ourselves; release our CLOSED to the owner.  MISUSE: nothing. */
+    if (ts_update(&t->state, ts_abort, 0, memory_order_acq_rel).action == TS_CLOSE)
+        task_close(t, 0);
 }
 
 int wisp_join(wisp_join_t *join, void **output)
@@ -488,13 +443,19 @@ int wisp_join(wisp_join_t *join, void **output)
         return -EINVAL;
     struct wisp_task *t = (struct wisp_task *)join;
     if (!wisp_join_is_finished(join)) {
-        struct parker *p = wisp__parker_new();
-        if (!p)
-            return -ENOMEM;
-        wisp_waker_t w = wisp__parker_waker(p);
-        while (task_register_awaiter(t, &w) == WISP_PENDING)
-            wisp__parker_park(p);
-        wisp__parker_release(p);
+        /* The thread's join parker: no allocation (parker.h). */
+        wisp_waker_t w = wisp__join_waker();
+        enum ts_action a;
+        while ((a = task_register_awaiter(t, &w)) == TS_PENDING)
+            wisp__join_park();
+        /* A finisher may still be waking our waker: wait until it is done
+         * with it, so that this thread may exit once we return. */
+        wisp__join_quiesce();
+        if (a == TS_MISUSE) {
+            if (output)
+                *output = NULL;
+            return -EINVAL;
+        }
     }
     return task_take_result(t, output);
 }

@@ -45,6 +45,6 @@ void wisp__task_cache_drain(struct task_cache *c)
     for (int k = 0; k < TASK_CACHE_CLASSES; k++) {
         size_t size = (size_t)(k + TASK_CACHE_MIN_UNITS) * 16;
         while (c->count[k])
-            wisp_free_sized(c->blocks[k][--c->count[k]], size);
+            free_task(c->blocks[k][--c->count[k]], size);
     }
 }

@@ -24,7 +24,9 @@
 
 #include <wisp/metrics.h>
 
+#include "alloc.h"
 #include "clock.h"
+#include "fault.h"
 #include "runtime.h"
 
 #if WISP_TRACING
@@ -100,10 +102,10 @@ static void trace_state_free(struct trace_state *ts)
     if (!ts)
         return;
     for (unsigned i = 0; i < ts->nrings; i++)
-        free(ts->rings[i].slots);
-    free(ts->rings);
+        alloc_free(ts->rings[i].slots);
+    alloc_free(ts->rings);
     pthread_mutex_destroy(&ts->outside_lock);
-    free(ts);
+    alloc_free(ts);
 }
 
 static struct trace_state *trace_state_new(unsigned nworkers, size_t events)
@@ -111,14 +113,14 @@ static struct trace_state *trace_state_new(unsigned nworkers, size_t events)
     size_t cap = 1;
     while (cap < events)
         cap <<= 1;
-    struct trace_state *ts = calloc(1, sizeof(*ts));
+    struct trace_state *ts = alloc_zeroed(1, sizeof(*ts), 0);
     if (!ts)
         return NULL;
     ts->nrings = nworkers + 1;
-    ts->rings = aligned_alloc(_Alignof(struct trace_ring), ts->nrings * sizeof(*ts->rings));
-    if (!ts->rings || pthread_mutex_init(&ts->outside_lock, NULL)) {
-        free(ts->rings);
-        free(ts);
+    ts->rings = alloc_zeroed(ts->nrings, sizeof(*ts->rings), _Alignof(struct trace_ring));
+    if (!ts->rings || fault_mutex() || pthread_mutex_init(&ts->outside_lock, NULL)) {
+        alloc_free(ts->rings);
+        alloc_free(ts);
         return NULL;
     }
     for (unsigned i = 0; i < ts->nrings; i++) {
@@ -126,7 +128,7 @@ static struct trace_state *trace_state_new(unsigned nworkers, size_t events)
         atomic_init(&r->head, 0);
         r->start = 0;
         r->mask = cap - 1;
-        r->slots = calloc(cap, sizeof(*r->slots));
+        r->slots = alloc_zeroed(cap, sizeof(*r->slots), 0);
         if (!r->slots) {
             ts->nrings = i + 1;
             trace_state_free(ts);

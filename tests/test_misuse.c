@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static _Atomic long drops;
 
@@ -84,6 +85,53 @@ START_TEST(join_bad_arguments)
 }
 END_TEST
 
+/* A handle used after it was released, while the task's memory is still
+ * alive (a waker clone keeps it): caught, not a double release. */
+static wisp_waker_t kept;
+
+static wisp_poll_t keep_waker_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)f;
+    kept = wisp_waker_clone(wisp_context_waker(cx));
+    *out = (void *)7;
+    return WISP_READY;
+}
+
+START_TEST(released_handle_use_is_caught)
+{
+    wisp_runtime_t *rt = rt_new(1);
+    wisp_join_t *j;
+    void *out;
+    int status;
+    wisp_waker_t w = wisp_waker_noop();
+    wisp_context_t cx = wisp_context_from_waker(&w);
+
+    /* joined, then joined, polled, aborted and detached again */
+    ck_assert_int_eq(wisp_spawn(rt, keep_waker_poll, NULL, 0, NULL, &j), 0);
+    ck_assert_int_eq(wisp_join(j, &out), 0);
+    ck_assert_ptr_eq(out, (void *)7);
+    ck_assert_int_eq(wisp_join(j, &out), -EINVAL);
+    ck_assert_ptr_null(out);
+    out = (void *)1;
+    ck_assert_int_eq(wisp_join_poll(j, &cx, &status, &out), WISP_READY);
+    ck_assert_int_eq(status, -EINVAL);
+    ck_assert_ptr_null(out);
+    wisp_join_abort(j);
+    wisp_join_detach(j);
+    wisp_waker_drop(&kept); /* the last reference: freed exactly once */
+
+    /* detached, then detached and joined again */
+    ck_assert_int_eq(wisp_spawn(rt, keep_waker_poll, NULL, 0, NULL, &j), 0);
+    while (!wisp_join_is_finished(j))
+        usleep(100);
+    wisp_join_detach(j);
+    wisp_join_detach(j);
+    ck_assert_int_eq(wisp_join(j, NULL), -EINVAL);
+    wisp_waker_drop(&kept);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
 START_TEST(block_on_bad_arguments)
 {
     ck_assert_int_eq(wisp_block_on(NULL, NULL, NULL, NULL), -EINVAL);
@@ -102,6 +150,7 @@ int main(void)
     tcase_add_test(tc, spawn_bad_arguments);
     tcase_add_test(tc, join_bad_arguments);
     tcase_add_test(tc, block_on_bad_arguments);
+    tcase_add_test(tc, released_handle_use_is_caught);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

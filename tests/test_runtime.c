@@ -481,6 +481,79 @@ START_TEST(deque_not_starved_by_spawn_chain)
 }
 END_TEST
 
+/* Two tasks that keep yielding beside a chain of spawns running through the
+ * spawn slot: wisp_yield's promise (the yielder runs again only after the
+ * tasks ready now on its worker had their turn) means the two alternate,
+ * so both are polled about equally often while the chain runs. */
+struct counted_yielder {
+    _Atomic long *stop;
+    _Atomic long *polls;
+};
+
+static wisp_poll_t counted_yielder_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)out;
+    struct counted_yielder *y = f;
+    if (atomic_load(y->stop))
+        return WISP_READY;
+    atomic_fetch_add(y->polls, 1);
+    return wisp_yield(cx);
+}
+
+struct countdown_link {
+    wisp_runtime_t *rt;
+    long left;
+    _Atomic long *stop;
+};
+
+static wisp_poll_t countdown_link_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx, (void)out;
+    struct countdown_link *l = f;
+    if (l->left == 0) {
+        atomic_store(l->stop, 1);
+        return WISP_READY;
+    }
+    struct countdown_link next = { l->rt, l->left - 1, l->stop };
+    ck_assert_int_eq(wisp_spawn(l->rt, countdown_link_poll, &next, sizeof(next), NULL, NULL), 0);
+    return WISP_READY;
+}
+
+struct yielders_and_chain {
+    wisp_runtime_t *rt;
+    _Atomic long *stop;
+    _Atomic long *polls; /* two counters */
+    long links;
+};
+
+static wisp_poll_t yielders_and_chain_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx, (void)out;
+    struct yielders_and_chain *p = f;
+    for (int i = 0; i < 2; i++) {
+        struct counted_yielder y = { p->stop, &p->polls[i] };
+        ck_assert_int_eq(wisp_spawn(p->rt, counted_yielder_poll, &y, sizeof(y), NULL, NULL), 0);
+    }
+    struct countdown_link first = { p->rt, p->links, p->stop };
+    ck_assert_int_eq(wisp_spawn(p->rt, countdown_link_poll, &first, sizeof(first), NULL, NULL), 0);
+    return WISP_READY;
+}
+
+START_TEST(yielders_alternate_beside_spawn_chain)
+{
+    wisp_runtime_t *rt = rt_new(1);
+    _Atomic long stop = 0, polls[2] = { 0, 0 };
+    struct yielders_and_chain p = { rt, &stop, polls, stress(2000000) };
+    ck_assert_int_eq(wisp_spawn(rt, yielders_and_chain_poll, &p, sizeof(p), NULL, NULL), 0);
+    wait_for(&stop, 1, 60);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+    long a = atomic_load(&polls[0]), b = atomic_load(&polls[1]);
+    /* Each tick of the fairness interval gives one of them a turn. */
+    ck_assert_msg(a > 0 && b > 0 && a <= 2 * b + 2 && b <= 2 * a + 2,
+                  "yielders polled %ld and %ld times", a, b);
+}
+END_TEST
+
 /* ---- a wake on a worker queues the task on that worker --------------------- */
 
 struct partner {
@@ -593,8 +666,7 @@ END_TEST
 START_TEST(capacity_4_deques)
 {
     wisp_runtime_t *rt;
-    wisp_runtime_config_t cfg = { .workers = 3 };
-    ck_assert_int_eq(wisp__runtime_create(&rt, &cfg, 4), 0);
+    ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .workers = 3, .queue_capacity = 4 }), 0);
     /* fork-join: every parent spawns two children onto a 4-slot deque */
     for (int round = 0; round < 5; round++) {
         struct fib root = { rt, 18, 0, 0, NULL, NULL };
@@ -637,6 +709,7 @@ int main(void)
     tcase_add_test(tc, yield_does_not_starve);
     tcase_add_test(tc, injector_not_starved_by_local_work);
     tcase_add_test(tc, deque_not_starved_by_spawn_chain);
+    tcase_add_test(tc, yielders_alternate_beside_spawn_chain);
     tcase_add_test(tc, wake_on_worker_runs_there);
     tcase_add_test(tc, lifo_slot_does_not_starve);
     tcase_add_test(tc, capacity_4_deques);

@@ -381,6 +381,110 @@ START_TEST(drops_that_wake_during_shutdown)
 END_TEST
 
 
+/* ---- closing a long chain of awaiting tasks runs in bounded stack ---------- */
+
+/* Link k spawns link k+1 and awaits it through wisp_join_poll; the last link
+ * is pending forever.  Closing the last one wakes its awaiter, whose close
+ * wakes the next awaiter, and so on: 100,000 links deep.  With the tail
+ * link spawning a "trigger" task (listed last, so shutdown closes it
+ * first), the trigger's drop function has a helper thread abort the tail
+ * while the injector is closed: the same chain from an outside abort. */
+#define CHAIN_LINKS 100000
+
+struct chain_ctl {
+    wisp_runtime_t *rt;
+    _Atomic long built;        /* links polled once */
+    _Atomic long drops;
+    wisp_join_t *_Atomic tail; /* the last link's handle (owned by its parent) */
+    int via_abort;
+};
+
+struct chain_link {
+    struct chain_ctl *ctl;
+    long left;
+    wisp_join_t *next;
+    int polled;
+};
+
+static wisp_poll_t trigger_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)f, (void)cx, (void)out;
+    return WISP_PENDING;
+}
+
+static void *abort_tail(void *arg)
+{
+    struct chain_ctl *ctl = arg;
+    wisp_join_abort(atomic_load(&ctl->tail));
+    return NULL;
+}
+
+static void trigger_drop(void *f)
+{
+    /* Runs on the freeing thread after the injector closed; the abort runs
+     * on a thread of its own, outside any close. */
+    pthread_t th;
+    pthread_create(&th, NULL, abort_tail, *(struct chain_ctl **)f);
+    pthread_join(th, NULL);
+}
+
+static void chain_link_drop(void *f);
+
+static wisp_poll_t chain_link_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct chain_link *l = f;
+    struct chain_ctl *ctl = l->ctl;
+    if (!l->polled) {
+        l->polled = 1;
+        if (l->left > 0) {
+            struct chain_link next = { ctl, l->left - 1, NULL, 0 };
+            ck_assert_int_eq(wisp_spawn(ctl->rt, chain_link_poll, &next, sizeof(next),
+                                        chain_link_drop, &l->next), 0);
+            if (l->left == 1)
+                atomic_store(&ctl->tail, l->next);
+        } else if (ctl->via_abort) { /* the tail: the trigger is listed after it */
+            ck_assert_int_eq(wisp_spawn(ctl->rt, trigger_poll, &ctl, sizeof(ctl), trigger_drop, NULL), 0);
+        }
+        atomic_fetch_add(&ctl->built, 1);
+    }
+    if (l->left == 0)
+        return WISP_PENDING; /* the tail: pending forever */
+    int status;
+    return wisp_join_poll(l->next, cx, &status, out);
+}
+
+static void chain_link_drop(void *f)
+{
+    struct chain_link *l = f;
+    atomic_fetch_add(&l->ctl->drops, 1);
+    if (l->next)
+        wisp_join_detach(l->next);
+}
+
+static void close_chain_at_shutdown(int via_abort)
+{
+    struct chain_ctl ctl = { .via_abort = via_abort };
+    ctl.rt = rt_new(1); /* one worker: links are listed in the order they run */
+    struct chain_link head = { &ctl, CHAIN_LINKS - 1, NULL, 0 };
+    ck_assert_int_eq(wisp_spawn(ctl.rt, chain_link_poll, &head, sizeof(head), chain_link_drop, NULL), 0);
+    wait_for(&ctl.built, CHAIN_LINKS, 60);
+    usleep(20000); /* the trigger task, if any, is polled and listed */
+    ck_assert_int_eq(wisp_runtime_free(ctl.rt), 0);
+    ck_assert_int_eq(atomic_load(&ctl.drops), CHAIN_LINKS);
+}
+
+START_TEST(join_chain_closed_in_bounded_stack)
+{
+    close_chain_at_shutdown(0);
+}
+END_TEST
+
+START_TEST(abort_after_injector_closed_in_bounded_stack)
+{
+    close_chain_at_shutdown(1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shutdown");
@@ -393,6 +497,8 @@ int main(void)
     tcase_add_test(tc, free_from_an_abort_drop_refused);
     tcase_add_test(tc, wakes_and_aborts_race_shutdown);
     tcase_add_test(tc, drops_that_wake_during_shutdown);
+    tcase_add_test(tc, join_chain_closed_in_bounded_stack);
+    tcase_add_test(tc, abort_after_injector_closed_in_bounded_stack);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -13,15 +13,36 @@ typedef struct wisp_runtime wisp_runtime_t;
 /* Largest worker count wisp_runtime_new accepts. */
 #define WISP_MAX_WORKERS 4096u
 
+/* The runtime's settings.  Fields are only ever added at the end (with no
+ * padding before them), and a zeroed field means its default, so
+ * `&(wisp_runtime_config_t){ .workers = N }` and NULL always work.  A
+ * program passes the size its header gave the struct (the wisp_runtime_new
+ * macro does it), so one built against an older header keeps working with a
+ * newer library: the library reads only the fields the program knew. */
 typedef struct wisp_runtime_config {
-    unsigned workers;   /* 0: one per online CPU */
-    /* fields may be added at the end; a zeroed field means its default */
+    unsigned workers;        /* 0: one per online CPU */
+    unsigned queue_capacity; /* each worker's deque, a power of two >= 2; 0: 256 */
+    size_t stack_size;       /* worker thread stacks in bytes; 0: the system default */
+    const char *thread_name; /* workers are named "<thread_name>-<index>" (cut to 15
+                                bytes, for ps, top and debuggers); NULL: "wisp" */
 } wisp_runtime_config_t;
 
-/* Creates a runtime and starts its workers.  -EINVAL: rt NULL or workers >
- * WISP_MAX_WORKERS; -ENOMEM / -EAGAIN: out of memory or threads (nothing is
- * leaked and no thread is left running). */
+/* Creates a runtime and starts its workers.  cfg NULL: all defaults.
+ * -EINVAL: rt NULL, workers > WISP_MAX_WORKERS, queue_capacity not a power
+ * of two (or over 2^24), stack_size below PTHREAD_STACK_MIN, or a field this
+ * library does not know set (a program built against a newer header);
+ * -ENOMEM / -EAGAIN: out of memory or threads (nothing is leaked and no
+ * thread is left running). */
 WISP_API int wisp_runtime_new(wisp_runtime_t **rt, const wisp_runtime_config_t *cfg);
+
+/* wisp_runtime_new with the size of the caller's wisp_runtime_config_t.  A
+ * call to wisp_runtime_new compiles to this (the macro below), so the size
+ * is always that of the header the program was built with; the function
+ * wisp_runtime_new itself (through a pointer to it) reads only `workers`. */
+WISP_API int wisp_runtime_new_sized(wisp_runtime_t **rt, const wisp_runtime_config_t *cfg,
+                                    size_t cfg_size);
+#define wisp_runtime_new(rt, ...) \
+    wisp_runtime_new_sized((rt), (__VA_ARGS__), sizeof(wisp_runtime_config_t))
 
 /* Shuts down and frees: later spawns fail with -ESHUTDOWN, every unfinished
  * task is closed and its future dropped exactly once, workers are joined.
