@@ -133,50 +133,79 @@ resources=$OUT/resources.txt
 "${BIN[wisp]}" idle_cpu --threads "$THREADS" --n 2 >"$resources"
 "${BIN[wisp]}" task_memory --threads "$THREADS" >>"$resources"
 
-# ---- the report -------------------------------------------------------------
-AWK_LIB='
-function field(line, name,   i, n, kv, parts) {
-    n = split(line, parts, " ")
-    for (i = 1; i <= n; i++) { split(parts[i], kv, "="); if (kv[1] == name) return kv[2] }
-    return ""
+# ---- the run's facts ---------------------------------------------------------
+crate_version() { # the packaged crate cargo built against
+    local d
+    d=$(ls -d /usr/share/cargo/registry/"$1"-1.* 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$d" ] && echo "${d##*/}" || echo "$1 ?"
 }
-function median(list,   n, i, j, t, a) {
-    n = split(list, a, " ")
-    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-    if (n == 0) return ""
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}'
-
+peer_version() {
+    case "$1" in
+    wisp) echo "wisp $(git describe --always --dirty 2>/dev/null || echo '?')" ;;
+    tokio | rayon) echo "$(crate_version "$1") ($(rustc --version 2>/dev/null | cut -d' ' -f1-2))" ;;
+    tbb) echo "tbb $(pkg-config --modversion tbb 2>/dev/null || echo '?')" ;;
+    openmp) echo "openmp (libgomp of $(gcc -dumpfullversion 2>/dev/null || echo '?'))" ;;
+    go) go version 2>/dev/null | cut -d' ' -f3 || echo "go ?" ;;
+    esac
+}
+facts=$OUT/facts.txt
 {
-    echo "wisp-bench report: $THREADS workers, median of $REPS runs, ns per operation (lower is better)"
-    echo "ratio = wisp time / peer time (< 1: wisp is faster); '-': the peer cannot express it"
+    echo "commit:   $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "machine:  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) CPUs, kernel $(uname -r)"
+    echo "compiler: $(cc --version | head -n 1)"
+    printf 'runtimes:'
+    for impl in "${IMPLS[@]}"; do printf ' %s;' "$(peer_version "$impl")"; done
     echo
-    awk -v impls="${IMPLS[*]}" "$AWK_LIB"'
-    /^bench=/ { b = field($0, "bench"); im = field($0, "impl"); v = field($0, "ns_per_op")
-                vals[b, im] = vals[b, im] " " v; if (!(b in seen)) { seen[b] = 1; order[++nb] = b } }
+    echo "run:      $(date -u '+%Y-%m-%d %H:%M UTC'), $THREADS workers, $REPS interleaved runs per workload"
+} >"$facts"
+
+# ---- the report (bench/results.awk is the one parser of result lines) ---------
+LIB=$(cat bench/results.awk)
+{
+    cat "$facts"
+    echo
+    echo "ns per operation (lower is better): median (min-max) of the runs; '-': the peer cannot express it"
+    awk -v impls="${IMPLS[*]}" "$LIB"'
+    /^bench=/ { collect($0, "ns_per_op") }
     END {
         ni = split(impls, I, " ")
         printf "%-18s", "workload"
-        for (i = 1; i <= ni; i++) printf " %10s", I[i]
-        for (i = 2; i <= ni; i++) printf " %11s", "vs " I[i]
+        for (i = 1; i <= ni; i++) printf " %22s", I[i]
         printf "\n"
         for (k = 1; k <= nb; k++) {
             b = order[k]; printf "%-18s", b
-            for (i = 1; i <= ni; i++) { m[i] = median(vals[b, I[i]]); printf " %10s", m[i] == "" ? "-" : sprintf("%.1f", m[i]) }
-            for (i = 2; i <= ni; i++) printf " %11s", (m[1] == "" || m[i] == "") ? "-" : sprintf("%.2f", m[1] / m[i])
+            for (i = 1; i <= ni; i++) {
+                l = vals[b, I[i]]
+                printf " %22s", l == "" ? "-" : sprintf("%.1f (%.1f-%.1f)", median(l), minimum(l), maximum(l))
+            }
+            printf "\n"
+        }
+        printf "\nwisp time / peer time (< 1: wisp is faster), medians\n"
+        printf "%-18s", "workload"
+        for (i = 2; i <= ni; i++) printf " %10s", "vs " I[i]
+        printf "\n"
+        for (k = 1; k <= nb; k++) {
+            b = order[k]; printf "%-18s", b; w = vals[b, I[1]]
+            for (i = 2; i <= ni; i++) {
+                l = vals[b, I[i]]
+                printf " %10s", (w == "" || l == "") ? "-" : sprintf("%.2f", median(w) / median(l))
+            }
             printf "\n"
         }
     }' "$results"
     echo
-    echo "cost of metrics and tracing (wisp, median ns per operation):"
-    awk "$AWK_LIB"'
-    { b = field($0, "bench"); im = field($0, "impl"); vals[b, im] = vals[b, im] " " field($0, "ns_per_op"); B[b] = 1 }
+    echo "cost of metrics and tracing (wisp, ns per operation, median (min-max)):"
+    awk "$LIB"'
+    { collect($0, "ns_per_op") }
     END {
-        printf "%-18s %9s %9s %12s %11s   %s\n", "workload", "bare", "metrics", "tracing off", "tracing on", "metrics cost / tracing off cost / tracing on ratio"
-        for (b in B) {
+        printf "%-18s %20s %20s %20s %20s   %s\n", "workload", "bare", "metrics", "tracing off", "tracing on", "metrics cost / tracing off cost / tracing on ratio"
+        for (k = 1; k <= nb; k++) {
+            b = order[k]
             bare = median(vals[b, "bare"]); met = median(vals[b, "metrics"]); off = median(vals[b, "tracing_off"]); on = median(vals[b, "tracing_on"])
-            printf "%-18s %9.1f %9.1f %12.1f %11.1f   %+.1f%% / %+.1f%% / %.2fx\n", b, bare, met, off, on,
-                (met / bare - 1) * 100, (off / met - 1) * 100, on / off
+            printf "%-18s", b
+            split("bare metrics tracing_off tracing_on", V, " ")
+            for (v = 1; v <= 4; v++) { l = vals[b, V[v]]; printf " %20s", sprintf("%.1f (%.1f-%.1f)", median(l), minimum(l), maximum(l)) }
+            printf "   %+.1f%% / %+.1f%% / %.2fx\n", (met / bare - 1) * 100, (off / met - 1) * 100, on / off
         }
     }' "$overhead"
     echo "(targets: metrics < 3% slower; tracing off: no measurable difference; tracing on <= 2x on spawn_many_local)"
@@ -187,27 +216,36 @@ function median(list,   n, i, j, t, a) {
 } | tee "$OUT/report.txt"
 
 # ---- the chart: one group of bars per workload, one colour per runtime ----
-awk -v impls="${IMPLS[*]}" -v threads="$THREADS" -v reps="$REPS" "$AWK_LIB"'
-/^bench=/ { b = field($0, "bench"); im = field($0, "impl"); vals[b, im] = vals[b, im] " " field($0, "ns_per_op")
-            if (!(b in seen)) { seen[b] = 1; order[++nb] = b } }
+awk -v impls="${IMPLS[*]}" -v factsfile="$facts" "$LIB"'
+/^bench=/ { collect($0, "ns_per_op") }
+function esc(s) { gsub(/&/, "\\&amp;", s); gsub(/</, "\\&lt;", s); gsub(/>/, "\\&gt;", s); return s }
 END {
+    nf = 0
+    while ((getline line < factsfile) > 0) facts[++nf] = line
     ni = split(impls, I, " ")
     split("#d9480f #1c7ed6 #2f9e44 #ae3ec9 #f59f00 #0ca678", C, " ")
-    bw = 16; gap = 34; gw = ni * bw + gap; left = 60; top = 60; h = 260
-    W = left + nb * gw + 40; H = top + h + 110
+    bw = 16; gap = 34; gw = ni * bw + gap; left = 60; top = 50 + 14 * nf + 20; h = 260
+    W = left + nb * gw + 40; if (W < 1000) W = 1000
+    H = top + h + 110
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", W, H
     printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-    printf "<text x=\"%d\" y=\"22\" font-size=\"15\" font-weight=\"bold\">wisp and peers: time per operation, %d workers (median of %d; each group scaled to its slowest)</text>\n", left, threads, reps
+    printf "<text x=\"%d\" y=\"22\" font-size=\"15\" font-weight=\"bold\">wisp and peers: ns per operation, median with min-max whiskers</text>\n", left
+    for (f = 1; f <= nf; f++)
+        printf "<text x=\"%d\" y=\"%d\" fill=\"#333\" font-family=\"monospace\" font-size=\"10\">%s</text>\n", left, 40 + 14 * f, esc(facts[f])
     printf "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", left - 5, top + h, W - 20, top + h
     for (k = 1; k <= nb; k++) {
         b = order[k]; max = 0
-        for (i = 1; i <= ni; i++) { m[i] = median(vals[b, I[i]]); if (m[i] != "" && m[i] + 0 > max) max = m[i] + 0 }
+        for (i = 1; i <= ni; i++) { l = vals[b, I[i]]; if (l != "" && maximum(l) + 0 > max) max = maximum(l) + 0 }
         x0 = left + (k - 1) * gw
         for (i = 1; i <= ni; i++) {
-            if (m[i] == "" || max == 0) continue
-            bh = h * m[i] / max; x = x0 + (i - 1) * bw; y = top + h - bh
-            printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>%s %s: %.1f ns/op</title></rect>\n", x, y, bw - 2, bh, C[i], b, I[i], m[i]
-            printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"8\" transform=\"rotate(-90 %.1f %.1f)\">%.0f</text>\n", x + bw / 2 + 3, y - 3, x + bw / 2 + 3, y - 3, m[i]
+            l = vals[b, I[i]]
+            if (l == "" || max == 0) continue
+            m = median(l); lo = minimum(l); hi = maximum(l)
+            bh = h * m / max; x = x0 + (i - 1) * bw; y = top + h - bh
+            printf "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>%s %s: %.1f ns/op (%.1f-%.1f)</title></rect>\n", x, y, bw - 2, bh, C[i], b, I[i], m, lo, hi
+            xm = x + (bw - 2) / 2
+            printf "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000\"/>\n", xm, top + h - h * lo / max, xm, top + h - h * hi / max
+            printf "<text x=\"%.1f\" y=\"%.1f\" font-size=\"8\" transform=\"rotate(-90 %.1f %.1f)\">%.0f</text>\n", x + bw / 2 + 3, top + h - h * hi / max - 3, x + bw / 2 + 3, top + h - h * hi / max - 3, m
         }
         printf "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x0 + ni * bw / 2, top + h + 16, b
     }
@@ -215,7 +253,7 @@ END {
         lx = left + (i - 1) * 90; ly = top + h + 50
         printf "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n", lx, ly, C[i], lx + 16, ly + 10, I[i]
     }
-    printf "<text x=\"%d\" y=\"%d\" fill=\"#555\">bar labels: ns per operation; lower is better</text>\n", left, top + h + 90
+    printf "<text x=\"%d\" y=\"%d\" fill=\"#555\">bar labels: median ns per operation; lower is better</text>\n", left, top + h + 90
     printf "</svg>\n"
 }' "$results" >"$OUT/report.svg"
 

@@ -13,9 +13,9 @@
  *
  * The paper's standalone fences are replaced by operations ThreadSanitizer
  * understands: push publishes bottom with a release store (wisp__deque_publish
- * adds the seq_cst step idle.c needs where a wakeup check follows a push;
- * worker.c says where it skips it), take pairs its bottom
- * store with a seq_cst load of top, and steal reads top and bottom seq_cst.
+ * adds the seq_cst step of idle.c's no-lost-wakeup table where a wakeup check
+ * follows a push; local_queue.c says where), take pairs its bottom store with
+ * a seq_cst load of top, and steal reads top and bottom seq_cst.
  * Those seq_cst accesses give exactly the store-load order the fences gave.
  */
 #include "deque.h"
@@ -66,10 +66,9 @@ bool wisp__deque_push(struct deque *d, struct wisp_task *task)
 
 void wisp__deque_publish(struct deque *d)
 {
-    /* seq_cst RMW: puts our last push into the single total order before
-     * idle.c's seq_cst read of the sleeping-worker count, pairing with the
-     * parking worker's seq_cst reads of bottom (no lost wakeups).  An RMW
-     * rather than a fence, so ThreadSanitizer sees it. */
+    /* seq_cst RMW: a producer's W in idle.c's table, pairing with the
+     * parker's seq_cst loads in wisp__deque_len.  An RMW rather than a
+     * fence, so ThreadSanitizer sees it. */
     atomic_fetch_add_explicit(&d->bottom, 0, memory_order_seq_cst);
 }
 
@@ -144,8 +143,8 @@ size_t wisp__deque_take_half(struct deque *d, struct wisp_task **out)
 
 size_t wisp__deque_len(const struct deque *d)
 {
-    /* seq_cst: idle.c's last check for work pairs with wisp__deque_publish's
-     * seq_cst RMW on bottom (no lost wakeups). */
+    /* seq_cst: part of the parker's R' in idle.c's table; pairs with
+     * wisp__deque_publish's RMW on bottom. */
     int64_t b = atomic_load_explicit(&((struct deque *)d)->bottom, memory_order_seq_cst);
     int64_t t = atomic_load_explicit(&((struct deque *)d)->top, memory_order_seq_cst);
     return b > t ? (size_t)(b - t) : 0;

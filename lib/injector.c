@@ -40,8 +40,8 @@ bool wisp__injector_push_chain(struct injector *q, struct wisp_task *first, stru
         q->remote_spawns += count;
     else if (from == FROM_OUTSIDE_WAKE)
         q->remote_wakes += count;
-    /* seq_cst: pairs with injector_len in idle.c's last check for work (the
-     * Dekker pattern with the sleeping-worker count). */
+    /* seq_cst: the producer's W of idle.c's table (row "outside spawn or
+     * wake"); pairs with injector_len in the parker's last check. */
     atomic_fetch_add_explicit(&q->len, count, memory_order_seq_cst);
     lock_release(&q->lock);
     return true;

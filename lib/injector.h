@@ -52,8 +52,8 @@ struct wisp_task *wisp__injector_close(struct injector *q);
 /* A racy hint, exact once producers are quiescent. */
 static inline size_t injector_len(struct injector *q)
 {
-    /* seq_cst: pairs with the seq_cst update in push so that idle.c's last
-     * check for work cannot miss a task pushed before a wakeup was skipped. */
+    /* seq_cst: part of the parker's R' in idle.c's table; pairs with the
+     * fetch_add in push. */
     return atomic_load_explicit(&q->len, memory_order_seq_cst);
 }
 

@@ -3,7 +3,14 @@
  * A waker is a {data, vtable} pair with the four functions of Rust's
  * RawWakerVTable.  A future is any memory plus a poll function that returns
  * WISP_READY (storing its result) or WISP_PENDING (promising that the waker it
- * was given, or a clone of it, will be woken when progress can be made). */
+ * was given, or a clone of it, will be woken when progress can be made).
+ *
+ * Wake semantics, for a task T and any waker of T, from any thread: woken
+ * while idle, T is scheduled exactly once however many threads wake it;
+ * while scheduled, nothing more; while running, T is polled once more after
+ * the poll returns PENDING; after it finished, nothing.  T is never polled by
+ * two threads at once, nor after READY.  Every clone must be dropped or
+ * consumed by wisp_waker_wake.  docs/guide.md says more. */
 #ifndef WISP_FUTURE_H
 #define WISP_FUTURE_H
 

@@ -1,4 +1,12 @@
-/* wisp/task.h - spawning tasks and awaiting them through join handles. */
+/* wisp/task.h - spawning tasks and awaiting them through join handles.
+ *
+ * A join handle belongs to the caller and must be released exactly once:
+ * by wisp_join, by wisp_join_poll returning READY, or by wisp_join_detach.
+ * It is used by one thread at a time; wisp_join_abort and
+ * wisp_join_is_finished may be called from any thread while it is alive.
+ * Using a handle after its release is caught while the task's memory is
+ * still alive (-EINVAL, or nothing for detach and abort) and undefined once
+ * it is gone.  docs/guide.md says more. */
 #ifndef WISP_TASK_H
 #define WISP_TASK_H
 
@@ -21,18 +29,23 @@ WISP_API int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *futur
 
 /* Blocks an outside thread until the task ends; stores its output (output
  * may be NULL) and frees the handle.  0, -ECANCELED (aborted or shut down;
- * *output set to NULL), -EDEADLK on a worker (handle untouched), -EINVAL. */
+ * *output set to NULL), -EDEADLK on a worker (handle untouched), -EINVAL
+ * (NULL, or a handle released already).  Allocates nothing. */
 WISP_API int wisp_join(wisp_join_t *join, void **output);
 
 /* Awaits the task from inside another future.  PENDING registers the waker;
  * READY sets *status (0 or -ECANCELED) and *output (either may be NULL) and
- * frees the handle.  A NULL join or cx returns READY with *status -EINVAL. */
+ * frees the handle.  A NULL join or cx, or a handle released already,
+ * returns READY with *status -EINVAL (and the handle, if any, untouched). */
 WISP_API wisp_poll_t wisp_join_poll(wisp_join_t *join, wisp_context_t *cx, int *status, void **output);
 
-/* Releases the handle; the task runs on.  NULL: no-op. */
+/* Releases the handle; the task runs on.  NULL, or released already: no-op. */
 WISP_API void wisp_join_detach(wisp_join_t *join);
 
-/* Cancels the task (see core-api.md); the handle stays valid.  NULL: no-op. */
+/* Cancels the task: one that is not running is closed by this call (its
+ * future dropped here, or by a worker); a running one when its poll returns
+ * (a READY result is discarded).  The handle stays valid and must still be
+ * released.  NULL, a finished task, or a handle released already: no-op. */
 WISP_API void wisp_join_abort(wisp_join_t *join);
 
 /* True once the task has completed or been closed (its future dropped). */
