@@ -228,7 +228,8 @@ void wisp__task_close_chain(struct wisp_task *t)
 bool wisp__task_claim_idle(struct wisp_task *t)
 {
     /* acq_rel: acquire pairs with the release of the last poll's end
-     * (TO_IDLE), so we see the future as it left it. */
+     * (TO_IDLE), so we see the future as it left it; release publishes
+     * CLOSED to a concurrent abort's or wake's acquire. */
     return ts_update(&t->state, ts_claim_idle, 0, memory_order_acq_rel).action == TS_CLOSE;
 }
 
@@ -266,8 +267,9 @@ static void task_register(struct wisp_task *t)
     struct registry *reg = &t->kind->rt->registry;
     unsigned shard = wisp__registry_shard_of_worker(reg, wisp__worker_current()->index);
     wisp__registry_insert(reg, t, shard);
-    /* acquire: nothing to pair with (only we read REGISTERED before TO_IDLE,
-     * whose release publishes it); the helper's weakest order. */
+    /* acquire (the helper's weakest): no reader needs more, since only we
+     * read REGISTERED before our TO_IDLE, whose release publishes it to the
+     * acquire of whoever claims or wakes the task next. */
     ts_update(&t->state, ts_register, shard, memory_order_acquire);
 }
 
