@@ -197,32 +197,33 @@ void wisp__lq_push_yield(struct local_queue *q, struct wisp_task *t)
 
 /* ---- popping ------------------------------------------------------------------ */
 
-/* Step 5 (and part of 1): a batch from the injector; the first is returned, the rest queued
- * here where other workers can steal them. */
-struct wisp_task *wisp__lq_refill(struct local_queue *q, unsigned *flags)
+/* Step 5 (and part of 1): a batch from the injector; the first is
+ * returned, the rest queued here where other workers can steal them. */
+struct lq_next wisp__lq_refill(struct local_queue *q)
 {
+    struct lq_next n = { NULL, 0 };
     size_t len = injector_len(q->injector);
     if (!len)
-        return NULL;
+        return n;
     size_t want = len / q->nworkers + 1;
     size_t room = wisp__deque_capacity(&q->deque) / 2;
     if (want > room)
         want = room;
     if (want > INJECTOR_BATCH_MAX)
         want = INJECTOR_BATCH_MAX;
-    size_t n;
-    struct wisp_task *first = wisp__injector_pop_batch(q->injector, want, &n);
+    size_t count;
+    struct wisp_task *first = wisp__injector_pop_batch(q->injector, want, &count);
     if (!first)
-        return NULL;
-    METRIC_ADD(q->metrics, injector_pops, n);
+        return n;
+    METRIC_ADD(q->metrics, injector_pops, count);
     for (struct wisp_task *t = first->next; t;) {
         struct wisp_task *next = t->next;
         lq_push(q, t);
         t = next;
     }
-    if (n > 1)
-        *flags |= LQ_OFFER;
-    return first;
+    n.task = first;
+    n.flags = count > 1 ? LQ_OFFER : 0;
+    return n;
 }
 
 /* A private list moves onto the deque, oldest at the bottom; true if it
@@ -252,26 +253,31 @@ void wisp__lq_cap(struct local_queue *q, struct wisp_task *t)
 }
 
 /* Steps 6 and 7 (the deque is empty): the capped list, else the yielded. */
-struct wisp_task *wisp__lq_take_private(struct local_queue *q, unsigned *flags)
+struct lq_next wisp__lq_take_private(struct local_queue *q)
 {
-    if (lq_flush(q, &q->capped, flags) || lq_flush(q, &q->yielded, flags))
-        return wisp__deque_pop(&q->deque);
-    return NULL;
+    struct lq_next n = { NULL, 0 };
+    if (lq_flush(q, &q->capped, &n.flags) || lq_flush(q, &q->yielded, &n.flags))
+        n.task = wisp__deque_pop(&q->deque);
+    return n;
 }
 
 /* Step 1. */
-struct wisp_task *wisp__lq_fair_turn(struct local_queue *q, unsigned *flags)
+struct lq_next wisp__lq_fair_turn(struct local_queue *q)
 {
     bool injector_first = q->turns & 1;
-    struct wisp_task *t;
-    lq_flush(q, &q->capped, flags);
-    if (injector_first && (t = wisp__lq_refill(q, flags)))
-        return t;
-    if ((t = wisp__deque_pop(&q->deque)))
-        return t;
-    if (!injector_first && (t = wisp__lq_refill(q, flags)))
-        return t;
-    return wisp__lq_take_private(q, flags);
+    unsigned flags = 0;
+    struct lq_next n = { NULL, 0 };
+    lq_flush(q, &q->capped, &flags);
+    if (injector_first)
+        n = wisp__lq_refill(q);
+    if (!n.task)
+        n.task = wisp__deque_pop(&q->deque);
+    if (!n.task && !injector_first)
+        n = wisp__lq_refill(q);
+    if (!n.task)
+        n = wisp__lq_take_private(q);
+    n.flags |= flags;
+    return n;
 }
 
 void wisp__lq_close_all(struct local_queue *q)

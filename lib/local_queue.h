@@ -61,34 +61,40 @@ bool wisp__lq_push_wake(struct local_queue *q, struct wisp_task *t);
  * after everything queued here now. */
 void wisp__lq_push_yield(struct local_queue *q, struct wisp_task *t);
 
-/* Steps of lq_pop below, out of line. */
-struct wisp_task *wisp__lq_fair_turn(struct local_queue *q, unsigned *flags);
-struct wisp_task *wisp__lq_refill(struct local_queue *q, unsigned *flags);
-struct wisp_task *wisp__lq_take_private(struct local_queue *q, unsigned *flags);
-void wisp__lq_cap(struct local_queue *q, struct wisp_task *t);
-
-/* What lq_pop reports besides the task (flags). */
+/* What a pop returns: the task (NULL when the local queue and the
+ * injector are empty) and flags for the owner. */
+struct lq_next {
+    struct wisp_task *task;
+    unsigned flags;
+};
 #define LQ_OFFER 1u /* tasks moved onto the deque: offer them to idle workers */
 #define LQ_TURN 2u  /* this pop was a fairness turn (the owner's periodic chores) */
 
-/* The next task to run, in local_queue.c's order, or NULL when the local
- * queue and the injector are empty; *flags gets LQ_* bits.  Inline: the
- * common steps (the slots, the deque) are the loop's work between polls. */
-static inline struct wisp_task *lq_pop(struct local_queue *q, unsigned *flags)
+/* Steps of lq_pop below, out of line. */
+struct lq_next wisp__lq_fair_turn(struct local_queue *q);
+struct lq_next wisp__lq_refill(struct local_queue *q);
+struct lq_next wisp__lq_take_private(struct local_queue *q);
+void wisp__lq_cap(struct local_queue *q, struct wisp_task *t);
+
+/* The next task to run, in local_queue.c's order.  Inline: the common
+ * steps (the slots, the deque) are the loop's work between two polls. */
+static inline struct lq_next lq_pop(struct local_queue *q)
 {
     struct wisp_task *t;
-    *flags = 0;
+    unsigned flags = 0;
     if (unlikely(--q->countdown == 0)) { /* step 1 */
         q->countdown = FAIRNESS_TICKS;
         q->turns++;
-        *flags = LQ_TURN;
-        if ((t = wisp__lq_fair_turn(q, flags)))
-            return t;
+        struct lq_next n = wisp__lq_fair_turn(q);
+        n.flags |= LQ_TURN;
+        if (n.task)
+            return n;
+        flags = n.flags;
     }
     if ((t = q->lifo)) { /* step 2 */
         q->lifo = NULL;
         if (++q->lifo_runs <= MAX_LIFO_RUNS)
-            return t;
+            return (struct lq_next){ t, flags };
         wisp__lq_cap(q, t);
     }
     q->lifo_runs = 0;
@@ -96,12 +102,14 @@ static inline struct wisp_task *lq_pop(struct local_queue *q, unsigned *flags)
      * is one we put (thieves only take). */
     if (atomic_load_explicit(&q->spawned, memory_order_relaxed) &&
         (t = atomic_exchange_explicit(&q->spawned, NULL, memory_order_relaxed)))
-        return t;
+        return (struct lq_next){ t, flags };
     if ((t = wisp__deque_pop(&q->deque))) /* step 4 */
-        return t;
-    if ((t = wisp__lq_refill(q, flags))) /* step 5 */
-        return t;
-    return wisp__lq_take_private(q, flags); /* steps 6, 7 */
+        return (struct lq_next){ t, flags };
+    struct lq_next n = wisp__lq_refill(q); /* step 5 */
+    if (!n.task)
+        n = wisp__lq_take_private(q); /* steps 6, 7 */
+    n.flags |= flags;
+    return n;
 }
 
 /* Publishes the owner's pushes before it checks for parked workers (the

@@ -107,6 +107,8 @@ static int config_read(wisp_runtime_config_t *out, const wisp_runtime_config_t *
         return -EINVAL;
     if (out->stack_size && out->stack_size < (size_t)PTHREAD_STACK_MIN)
         return -EINVAL;
+    if (out->cpus > WISP_CPUS_OS || out->reserved0)
+        return -EINVAL;
     if (!out->thread_name)
         out->thread_name = "wisp";
     return 0;

@@ -273,7 +273,7 @@ static void task_register(struct wisp_task *t)
     ts_update(&t->state, ts_register, shard, memory_order_acquire);
 }
 
-bool wisp__task_run(struct wisp_task *t)
+bool wisp__task_run(struct wisp_task *t, struct worker *w)
 {
     /* acquire: pairs with the release of the wake or spawn that queued it. */
     if (unlikely(ts_update(&t->state, ts_to_running, 0, memory_order_acquire).action == TS_CLOSE)) {
@@ -284,9 +284,9 @@ bool wisp__task_run(struct wisp_task *t)
     wisp_context_t cx = { &waker, NULL };
     void *output = NULL;
     struct wisp_runtime *rt = t->kind->rt;
-    TRACE(rt, wisp__worker_current(), TRACE_POLL_BEGIN, t, 0);
+    TRACE(rt, w, TRACE_POLL_BEGIN, t, 0);
     wisp_poll_t res = t->kind->poll(task_future(t), &cx, &output);
-    TRACE(rt, wisp__worker_current(), TRACE_POLL_END, t, res == WISP_READY);
+    TRACE(rt, w, TRACE_POLL_END, t, res == WISP_READY);
     if (res == WISP_READY) {
         task_drop_future(t);
         task_finish(t, true, output, 1);

@@ -53,10 +53,11 @@ void wisp__task_unref(struct wisp_task *t, uint64_t refs);
 void wisp__task_wake_by_ref(struct wisp_task *t);
 void wisp__task_wake(struct wisp_task *t);
 
-/* Worker side: polls a task popped from a queue, owning its run reference.
- * Returns true if the task was woken during the poll and must be queued
- * again (the run reference goes with it). */
-bool wisp__task_run(struct wisp_task *t);
+/* Worker side: w polls a task popped from a queue, owning its run
+ * reference.  Returns true if the task was woken during the poll and must
+ * be queued again (the run reference goes with it). */
+struct worker;
+bool wisp__task_run(struct wisp_task *t, struct worker *w);
 
 /* Shutdown: close a task popped from a queue (owning its run reference),
  * or a chain of them linked through next. */

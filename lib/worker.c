@@ -9,6 +9,7 @@
  * A worker runs tasks from its local queue until it is empty, then searches
  * (steals from other workers, then the injector) for at most SEARCH_NS,
  * then parks. */
+#include <sched.h>
 #include <stdlib.h>
 
 #include "clock.h"
@@ -101,15 +102,14 @@ static uint64_t next_random(struct worker *w)
  * Inlined: it is most of the loop's work between two polls. */
 static inline __attribute__((always_inline)) struct wisp_task *worker_pop(struct worker *w)
 {
-    unsigned flags;
-    struct wisp_task *t = lq_pop(&w->queue, &flags);
-    if (unlikely(flags)) {
-        if (flags & LQ_OFFER)
+    struct lq_next n = lq_pop(&w->queue);
+    if (unlikely(n.flags)) {
+        if (n.flags & LQ_OFFER)
             worker_offer(w);
-        if (flags & LQ_TURN) /* metrics are at most FAIRNESS_TICKS pops old */
+        if (n.flags & LQ_TURN) /* metrics are at most FAIRNESS_TICKS pops old */
             metrics_publish(&w->metrics);
     }
-    return t;
+    return n.task;
 }
 
 /* Steals from a random victim onwards (local_queue.c says what is taken). */
@@ -226,10 +226,36 @@ static void worker_park(struct worker *w)
     w->searching = true; /* whoever unparked us counted us as searching */
 }
 
+/* Puts the calling worker on its CPU (config.cpus): the index-th CPU of
+ * the process's affinity mask.  Spread (the default) runs it there once and
+ * gives the whole mask back: the scheduler then wakes it where it last ran,
+ * so workers start out on distinct CPUs.  Without that, on machines whose
+ * scheduler does not look for an idle CPU at wakeup (no shared last-level
+ * cache in the topology, as on many VMs), workers woken by the same thread
+ * queue up on its CPU for milliseconds while the others idle. */
+static void worker_place(struct worker *w)
+{
+    if (w->rt->config.cpus == WISP_CPUS_OS)
+        return;
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof(all), &all) != 0 || CPU_COUNT(&all) < 2)
+        return;
+    int want = (int)(w->index % (unsigned)CPU_COUNT(&all)), cpu = -1;
+    for (int c = 0, k = 0; c < CPU_SETSIZE && cpu < 0; c++)
+        if (CPU_ISSET(c, &all) && k++ == want)
+            cpu = c;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    /* best effort: a CPU refused (a cgroup change meanwhile) leaves it be */
+    if (sched_setaffinity(0, sizeof(one), &one) == 0 && w->rt->config.cpus == WISP_CPUS_SPREAD)
+        sched_setaffinity(0, sizeof(all), &all);
+}
+
 void *wisp__worker_main(void *arg)
 {
     struct worker *w = arg;
     struct wisp_runtime *rt = w->rt;
+    worker_place(w);
     current_worker = w;
     w->metrics.busy_since = clock_now_ns();
     while (!runtime_is_shutdown(rt)) {
@@ -241,7 +267,7 @@ void *wisp__worker_main(void *arg)
         if (w->searching)
             worker_end_search(w);
         METRIC_ADD(&w->metrics, polls, 1);
-        if (wisp__task_run(t)) { /* woken during its poll (wisp_yield): a local wake */
+        if (wisp__task_run(t, w)) { /* woken during its poll (wisp_yield): a local wake */
             METRIC_ADD(&w->metrics, wakes, 1);
             wisp__lq_push_yield(&w->queue, t);
         }

@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,6 +75,8 @@ START_TEST(bad_fields_refused)
     ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .queue_capacity = 1 }), -EINVAL);
     ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .queue_capacity = 1u << 30 }), -EINVAL);
     ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .stack_size = 100 }), -EINVAL);
+    ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .cpus = 3 }), -EINVAL);
+    ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .reserved0 = 1 }), -EINVAL);
 }
 END_TEST
 
@@ -119,6 +122,69 @@ static int count_threads_named(const char *prefix)
     return n;
 }
 
+/* Each worker reports the CPUs it may run on. */
+struct affinity_probe {
+    _Atomic int ncpus[2];
+    _Atomic int cpu[2];
+    _Atomic long done;
+};
+
+static wisp_poll_t affinity_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx, (void)out;
+    struct affinity_probe *p = *(struct affinity_probe **)f;
+    int i = wisp_worker_index();
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        atomic_store(&p->ncpus[i], CPU_COUNT(&set));
+        for (int c = 0; c < CPU_SETSIZE; c++)
+            if (CPU_ISSET(c, &set)) {
+                atomic_store(&p->cpu[i], c);
+                break;
+            }
+    }
+    /* hold this worker until the other one ran the other probe */
+    atomic_fetch_add(&p->done, 1);
+    while (atomic_load(&p->done) < 2)
+        sched_yield();
+    return WISP_READY;
+}
+
+/* Runs the probe on both workers: the first probe holds its worker until
+ * the second has run, so the second runs on the other worker. */
+static void probe_affinity(unsigned cpus, struct affinity_probe *p)
+{
+    wisp_runtime_t *rt;
+    ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .workers = 2, .cpus = cpus }), 0);
+    atomic_store(&p->done, 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(wisp_spawn(rt, affinity_poll, &p, sizeof(p), NULL, NULL), 0);
+    wait_for(&p->done, 2, 10);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+
+START_TEST(cpus_spread_pin_or_leave_workers)
+{
+    cpu_set_t mine;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
+    int ncpus = CPU_COUNT(&mine);
+    struct affinity_probe p = { 0 }, *pp = &p;
+    probe_affinity(WISP_CPUS_SPREAD, pp); /* placed, then given the whole mask back */
+    ck_assert_int_eq(atomic_load(&p.ncpus[0]), ncpus);
+    ck_assert_int_eq(atomic_load(&p.ncpus[1]), ncpus);
+    probe_affinity(WISP_CPUS_OS, pp);
+    ck_assert_int_eq(atomic_load(&p.ncpus[0]), ncpus);
+    probe_affinity(WISP_CPUS_PIN, pp);
+    if (ncpus >= 2) { /* one CPU each, distinct */
+        ck_assert_int_eq(atomic_load(&p.ncpus[0]), 1);
+        ck_assert_int_eq(atomic_load(&p.ncpus[1]), 1);
+        ck_assert_int_ne(atomic_load(&p.cpu[0]), atomic_load(&p.cpu[1]));
+    } else {
+        ck_assert_int_eq(atomic_load(&p.ncpus[0]), ncpus);
+    }
+}
+END_TEST
+
 START_TEST(stack_size_and_thread_names_apply)
 {
     wisp_runtime_t *rt;
@@ -149,6 +215,7 @@ int main(void)
     tcase_add_test(tc, newer_layout_needs_unknown_fields_zero);
     tcase_add_test(tc, bad_fields_refused);
     tcase_add_test(tc, stack_size_and_thread_names_apply);
+    tcase_add_test(tc, cpus_spread_pin_or_leave_workers);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -492,6 +492,12 @@ START_TEST(detached_task_runs_on)
     wisp_join_t *j = spawn_signal(rt, &s, NULL);
     wisp_join_detach(j);
     wait_for(&s.polls, 1, 10);
+    /* the first poll has returned PENDING once its waker is stored */
+    for (int stored = 0; !stored; sched_yield()) {
+        pthread_mutex_lock(&s.lock);
+        stored = !wisp_waker_is_empty(&s.waker);
+        pthread_mutex_unlock(&s.lock);
+    }
     signal_raise(&s);
     wait_for(&s.drops, 1, 10);
     ck_assert_int_eq(atomic_load(&s.polls), 2);

@@ -25,12 +25,21 @@ typedef struct wisp_runtime_config {
     size_t stack_size;       /* worker thread stacks in bytes; 0: the system default */
     const char *thread_name; /* workers are named "<thread_name>-<index>" (cut to 15
                                 bytes, for ps, top and debuggers); NULL: "wisp" */
+    unsigned cpus;           /* where workers run: WISP_CPUS_SPREAD (0), _PIN or _OS */
+    unsigned reserved0;      /* must be zero */
 } wisp_runtime_config_t;
+
+/* wisp_runtime_config_t.cpus.  Worker i's CPU is the i-th of the process's
+ * affinity mask (wrapping when there are more workers than CPUs). */
+#define WISP_CPUS_SPREAD 0u /* each worker starts on its CPU, then the OS may move it */
+#define WISP_CPUS_PIN 1u    /* each worker stays on its CPU */
+#define WISP_CPUS_OS 2u     /* the OS places the workers from the start */
 
 /* Creates a runtime and starts its workers.  cfg NULL: all defaults.
  * -EINVAL: rt NULL, workers > WISP_MAX_WORKERS, queue_capacity not a power
- * of two (or over 2^24), stack_size below PTHREAD_STACK_MIN, or a field this
- * library does not know set (a program built against a newer header);
+ * of two (or over 2^24), stack_size below PTHREAD_STACK_MIN, cpus unknown,
+ * or a field this library does not know set (a program built against a
+ * newer header);
  * -ENOMEM / -EAGAIN: out of memory or threads (nothing is leaked and no
  * thread is left running). */
 WISP_API int wisp_runtime_new(wisp_runtime_t **rt, const wisp_runtime_config_t *cfg);
