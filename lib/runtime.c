@@ -12,11 +12,15 @@
  *   2. Unpark every worker and join them.  Each finishes the poll it is in
  *      (a READY there completes the task normally) and leaves its loop at
  *      the next check of the flag; what its local queue holds stays there.
+ *   2b. Close the blocking pool (blocking.c): queued jobs are closed, running
+ *      ones finish, its threads exit.
  *   3. Close the injector: later pushes fail.  Close the tasks it held.
  *   4. Close what every worker's local queue holds (this thread owns the
  *      queues now; local_queue.c).
  *   5. Close every idle task through the registry (registry.c), waiting for
- *      the tasks other threads are closing at that moment.
+ *      the tasks other threads are closing at that moment.  Then detach the
+ *      timers still armed (their futures live outside any task: they will
+ *      report -ESHUTDOWN).
  *   6. Wait until no outside thread is inside the runtime (outside_inflight
  *      reaches 0).
  *   7. Free the runtime and everything it owns.
@@ -62,6 +66,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "fault.h"
 #include "parker.h"
 #include "runtime.h"
@@ -70,6 +75,10 @@
 
 #define DEFAULT_QUEUE_CAPACITY 256
 #define MAX_QUEUE_CAPACITY (1u << 24)
+#define DEFAULT_RING_ENTRIES 256
+#define MAX_RING_ENTRIES 32768
+#define DEFAULT_BLOCKING_THREADS 512
+#define DEFAULT_BLOCKING_KEEPALIVE_NS (UINT64_C(10) * 1000000000)
 
 static WISP_TLS wisp_runtime_t *block_on_runtime;
 
@@ -107,8 +116,16 @@ static int config_read(wisp_runtime_config_t *out, const wisp_runtime_config_t *
         return -EINVAL;
     if (out->stack_size && out->stack_size < (size_t)PTHREAD_STACK_MIN)
         return -EINVAL;
-    if (out->cpus > WISP_CPUS_OS || out->reserved0)
+    if (out->cpus > WISP_CPUS_OS || out->io > WISP_IO_EPOLL)
         return -EINVAL;
+    if (out->ring_entries > MAX_RING_ENTRIES)
+        return -EINVAL;
+    if (!out->ring_entries)
+        out->ring_entries = DEFAULT_RING_ENTRIES;
+    if (!out->blocking_threads)
+        out->blocking_threads = DEFAULT_BLOCKING_THREADS;
+    if (!out->blocking_keepalive_ns)
+        out->blocking_keepalive_ns = DEFAULT_BLOCKING_KEEPALIVE_NS;
     if (!out->thread_name)
         out->thread_name = "wisp";
     return 0;
@@ -133,7 +150,9 @@ static struct worker *worker_new(struct wisp_runtime *rt, unsigned index)
     w->index = index;
     w->rng = UINT64_C(0x9E3779B97F4A7C15) * (index + 1) | 1;
     wisp__futex_driver_init(&w->futex);
-    wisp__idle_slot_init(&w->idle, &w->futex.base);
+    w->driver = &w->futex.base;
+    wisp__idle_slot_init(&w->idle, w->driver);
+    wisp__timer_wheel_init(&w->timers, rt->epoch_ns, w->driver);
     if (wisp__lq_init(&w->queue, rt->config.queue_capacity, &rt->injector, rt->nworkers,
                       &w->metrics) != 0) {
         alloc_free(w);
@@ -149,6 +168,8 @@ static void runtime_destroy(struct wisp_runtime *rt, int stage)
         for (unsigned i = 0; i < rt->nworkers; i++)
             worker_free(rt->workers[i]);
     alloc_free(rt->workers);
+    if (stage >= 5)
+        wisp__blocking_destroy(&rt->blocking);
     if (stage >= 4) {
         wisp__trace_runtime_destroy(rt);
         pthread_mutex_destroy(&rt->trace_lock);
@@ -211,6 +232,7 @@ int wisp_runtime_new_sized(wisp_runtime_t **out, const wisp_runtime_config_t *cf
         return -ENOMEM;
     rt->config = config;
     rt->nworkers = n;
+    rt->epoch_ns = clock_now_ns();
     /* relaxed: only uniqueness matters. */
     rt->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     atomic_init(&rt->shutdown, false);
@@ -233,6 +255,10 @@ int wisp_runtime_new_sized(wisp_runtime_t **out, const wisp_runtime_config_t *cf
     if ((err = fault_mutex() ? -EAGAIN : -pthread_mutex_init(&rt->trace_lock, NULL)))
         goto fail;
     stage = 4;
+    if ((err = wisp__blocking_init(&rt->blocking, rt, config.blocking_threads,
+                                   config.blocking_keepalive_ns)))
+        goto fail;
+    stage = 5;
     err = -ENOMEM;
     rt->workers = alloc_zeroed(n, sizeof(*rt->workers), 0);
     if (!rt->workers)
@@ -305,16 +331,19 @@ int wisp_runtime_free(wisp_runtime_t *rt)
                                                  memory_order_seq_cst, memory_order_relaxed))
         return -EINVAL;
     runtime_stop_workers(rt);                                /* step 2 */
+    wisp__blocking_shutdown(&rt->blocking);                  /* step 2b */
     wisp__task_close_chain(wisp__injector_close(&rt->injector)); /* step 3 */
     for (unsigned i = 0; i < rt->nworkers; i++)              /* step 4 */
         wisp__lq_close_all(&rt->workers[i]->queue);
     wisp__registry_close_all(&rt->registry);                 /* step 5 */
+    for (unsigned i = 0; i < rt->nworkers; i++)              /* ... and timers */
+        wisp__timer_wheel_detach_all(&rt->workers[i]->timers);
     /* Step 6.  seq_cst: the other half of step 1's Dekker pair; acquire for
      * the release decrements in wisp__runtime_outside_exit. */
     while (atomic_load_explicit(&rt->outside_inflight, memory_order_seq_cst))
         sched_yield();
     wisp__trace_runtime_flush(rt);
-    runtime_destroy(rt, 4);                                  /* step 7 */
+    runtime_destroy(rt, 5);                                  /* step 7 */
     return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include <wisp/wisp.h>
 
+#include "blocking.h"
 #include "driver.h"
 #include "idle.h"
 #include "injector.h"
@@ -20,6 +21,7 @@
 #include "metrics.h"
 #include "registry.h"
 #include "task_cache.h"
+#include "timer.h"
 #include "trace.h"
 #include "util.h"
 
@@ -37,17 +39,21 @@ struct worker {
     _Alignas(WISP_CACHE_LINE) struct worker_metrics metrics;
     struct idle_slot idle;                 /* idle.c */
     struct futex_driver futex;             /* driver.h: where the worker sleeps */
+    struct wisp__driver *driver;           /* the one it parks in */
+    struct timer_wheel timers;             /* timer.c */
 };
 
 struct wisp_runtime {
     unsigned nworkers;
     wisp_runtime_config_t config;          /* runtime.c: normalised, defaults filled in */
+    uint64_t epoch_ns;                     /* creation: ms 0 of the timer wheels */
     uint64_t id;                           /* process-unique, for kind.c's cache */
     struct worker **workers;               /* each cache-line aligned */
     struct kind_table kinds;               /* kind.c */
     struct registry registry;              /* registry.c */
     struct idle idle;                      /* idle.c */
     struct injector injector;              /* injector.c */
+    struct blocking_pool blocking;         /* blocking.c */
     /* runtime.c: set once by wisp_runtime_free. */
     _Alignas(WISP_CACHE_LINE) _Atomic bool shutdown;
     /* worker.c: outside threads between queueing a task and finishing the

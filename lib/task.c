@@ -114,12 +114,15 @@ static void task_drop_future(struct wisp_task *t)
 /* Metrics: where a task ended.  On a worker of its runtime (the only place
  * a task completes), after the fact; elsewhere (always a close) before the
  * task is unlisted, after which the runtime may be freed. */
+static wisp_poll_t blocking_poll(void *f, wisp_context_t *cx, void **out);
+
 static struct worker *task_count_end(struct wisp_task *t)
 {
     struct worker *w = wisp__worker_current();
     if (w && w->rt == t->kind->rt)
         return w;
-    METRIC_ADD_SHARED(&t->kind->rt->outside, cancelled, 1);
+    if (t->kind->poll != blocking_poll) /* blocking jobs are not counted as tasks */
+        METRIC_ADD_SHARED(&t->kind->rt->outside, cancelled, 1);
     return NULL;
 }
 
@@ -311,8 +314,10 @@ bool wisp__task_run(struct wisp_task *t, struct worker *w)
 
 /* ---- spawn -------------------------------------------------------------------- */
 
-static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
-                      wisp_drop_fn drop, wisp_join_t **join)
+/* A new task holding its run reference (and the handle's if join), not
+ * yet queued. */
+static int task_new(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
+                    wisp_drop_fn drop, wisp_join_t **join, struct wisp_task **out)
 {
     /* seq_cst (runtime_is_shutdown): on an outside thread this follows
      * wisp__runtime_outside_enter's seq_cst RMW: runtime.c's step 1. */
@@ -338,8 +343,18 @@ static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future,
     t->awaiter = WISP_WAKER_EMPTY;
     if (join)
         *join = (wisp_join_t *)t;
-    wisp__worker_schedule(rt, t, true);
+    *out = t;
     return 0;
+}
+
+static int task_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
+                      wisp_drop_fn drop, wisp_join_t **join)
+{
+    struct wisp_task *t;
+    int err = task_new(rt, poll, future, size, drop, join, &t);
+    if (!err)
+        wisp__worker_schedule(rt, t, true);
+    return err;
 }
 
 int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
@@ -353,6 +368,57 @@ int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t
      * shutdown flag (runtime.c, step 1). */
     bool outside = wisp__runtime_outside_enter(rt);
     int err = task_spawn(rt, poll, future, size, drop, join);
+    if (outside)
+        wisp__runtime_outside_exit(rt);
+    return err;
+}
+
+/* ---- blocking jobs ------------------------------------------------------------- */
+
+/* A blocking job is a task whose one poll runs the function on a thread of
+ * the blocking pool (blocking.c); it never returns PENDING, so it is never
+ * woken, listed or stolen.  Its drop runs the caller's drop if it did not
+ * run. */
+struct blocking_job {
+    wisp_blocking_fn fn;
+    void *arg;
+    wisp_drop_fn drop;
+    bool ran;
+};
+
+static wisp_poll_t blocking_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx;
+    struct blocking_job *job = f;
+    job->ran = true;
+    *out = job->fn(job->arg);
+    return WISP_READY;
+}
+
+static void blocking_drop(void *f)
+{
+    struct blocking_job *job = f;
+    if (!job->ran && job->drop)
+        job->drop(job->arg);
+}
+
+int wisp_spawn_blocking(wisp_runtime_t *rt, wisp_blocking_fn fn, void *arg, wisp_drop_fn drop,
+                        wisp_join_t **join)
+{
+    if (join)
+        *join = NULL;
+    if (!rt || !fn)
+        return -EINVAL;
+    bool outside = wisp__runtime_outside_enter(rt); /* runtime.c, step 1 */
+    struct blocking_job job = { fn, arg, drop, false };
+    struct wisp_task *t;
+    int err = task_new(rt, blocking_poll, &job, sizeof(job), blocking_drop, join, &t);
+    if (!err && (err = wisp__blocking_submit(&rt->blocking, t))) {
+        /* Not queued: nobody saw it; free it without running anything. */
+        if (join)
+            *join = NULL;
+        task_dealloc(t, atomic_load_explicit(&t->state, memory_order_relaxed));
+    }
     if (outside)
         wisp__runtime_outside_exit(rt);
     return err;

@@ -98,6 +98,21 @@ static uint64_t next_random(struct worker *w)
     return x * UINT64_C(0x2545F4914F6CDD1D);
 }
 
+/* Fires the timers due now on this worker's wheel; true if any fired
+ * (their tasks are queued here). */
+static bool worker_fire_timers(struct worker *w)
+{
+    uint64_t now = clock_now_ns();
+    return timer_due(&w->timers, now) && wisp__timer_advance(&w->timers, now) > 0;
+}
+
+/* The periodic chores of a fairness turn. */
+static void worker_turn(struct worker *w)
+{
+    metrics_publish(&w->metrics); /* metrics are at most FAIRNESS_TICKS pops old */
+    worker_fire_timers(w);
+}
+
 /* The local queue's next task, offering what it moved onto the deque.
  * Inlined: it is most of the loop's work between two polls. */
 static inline __attribute__((always_inline)) struct wisp_task *worker_pop(struct worker *w)
@@ -106,8 +121,8 @@ static inline __attribute__((always_inline)) struct wisp_task *worker_pop(struct
     if (unlikely(n.flags)) {
         if (n.flags & LQ_OFFER)
             worker_offer(w);
-        if (n.flags & LQ_TURN) /* metrics are at most FAIRNESS_TICKS pops old */
-            metrics_publish(&w->metrics);
+        if (n.flags & LQ_TURN)
+            worker_turn(w);
     }
     return n.task;
 }
@@ -162,6 +177,8 @@ static struct wisp_task *worker_search(struct worker *w)
 static struct wisp_task *worker_next_task(struct worker *w)
 {
     struct wisp_task *t = worker_pop(w);
+    if (!t && worker_fire_timers(w))
+        t = worker_pop(w);
     return t ? t : worker_search(w);
 }
 
@@ -218,8 +235,12 @@ static void worker_park(struct worker *w)
     } else {
         worker_count_busy(w, true);
         TRACE(rt, w, TRACE_PARK, 0, 0);
-        if (wisp__idle_park_wait(&w->idle, DRIVER_FOREVER) != DRIVER_UNPARKED)
+        /* Asleep until unparked, or until the earliest timer (timer.c: an
+         * earlier one armed from elsewhere unparks us). */
+        uint64_t deadline = wisp__timer_park_deadline(&w->timers);
+        if (wisp__idle_park_wait(&w->idle, deadline) != DRIVER_UNPARKED)
             wisp__idle_park_cancel(&rt->idle, &w->idle);
+        wisp__timer_unparked(&w->timers);
         TRACE(rt, w, TRACE_UNPARK, 0, 0);
         worker_count_busy(w, false);
     }

@@ -76,7 +76,8 @@ START_TEST(bad_fields_refused)
     ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .queue_capacity = 1u << 30 }), -EINVAL);
     ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .stack_size = 100 }), -EINVAL);
     ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .cpus = 3 }), -EINVAL);
-    ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .reserved0 = 1 }), -EINVAL);
+    ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .io = 3 }), -EINVAL);
+    ck_assert_int_eq(wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .ring_entries = 65536 }), -EINVAL);
 }
 END_TEST
 

@@ -26,7 +26,13 @@ typedef struct wisp_runtime_config {
     const char *thread_name; /* workers are named "<thread_name>-<index>" (cut to 15
                                 bytes, for ps, top and debuggers); NULL: "wisp" */
     unsigned cpus;           /* where workers run: WISP_CPUS_SPREAD (0), _PIN or _OS */
-    unsigned reserved0;      /* must be zero */
+    unsigned io;             /* the I/O backend: WISP_IO_AUTO (0), _URING or _EPOLL;
+                                AUTO takes WISP_IO=io_uring|epoll from the
+                                environment, else io_uring when the kernel
+                                allows it, else epoll (wisp/io.h) */
+    unsigned ring_entries;   /* each worker's io_uring submission queue; 0: 256 */
+    unsigned blocking_threads; /* blocking pool threads, at most; 0: 512 */
+    uint64_t blocking_keepalive_ns; /* an idle blocking thread exits after; 0: 10 s */
 } wisp_runtime_config_t;
 
 /* wisp_runtime_config_t.cpus.  Worker i's CPU is the i-th of the process's
@@ -35,11 +41,17 @@ typedef struct wisp_runtime_config {
 #define WISP_CPUS_PIN 1u    /* each worker stays on its CPU */
 #define WISP_CPUS_OS 2u     /* the OS places the workers from the start */
 
+/* wisp_runtime_config_t.io */
+#define WISP_IO_AUTO 0u
+#define WISP_IO_URING 1u
+#define WISP_IO_EPOLL 2u
+
 /* Creates a runtime and starts its workers.  cfg NULL: all defaults.
  * -EINVAL: rt NULL, workers > WISP_MAX_WORKERS, queue_capacity not a power
- * of two (or over 2^24), stack_size below PTHREAD_STACK_MIN, cpus unknown,
- * or a field this library does not know set (a program built against a
- * newer header);
+ * of two (or over 2^24), stack_size below PTHREAD_STACK_MIN, cpus or io
+ * unknown, ring_entries over 32768, or a field this library does not know
+ * set (a program built against a newer header); -ENOSYS: io is
+ * WISP_IO_URING and io_uring cannot be set up here;
  * -ENOMEM / -EAGAIN: out of memory or threads (nothing is leaked and no
  * thread is left running). */
 WISP_API int wisp_runtime_new(wisp_runtime_t **rt, const wisp_runtime_config_t *cfg);

@@ -27,6 +27,19 @@ typedef struct wisp_join wisp_join_t;
 WISP_API int wisp_spawn(wisp_runtime_t *rt, wisp_poll_fn poll, const void *future, size_t size,
                         wisp_drop_fn drop, wisp_join_t **join);
 
+/* Runs fn(arg) on the runtime's blocking pool, a bounded set of extra
+ * threads for work that blocks (getaddrinfo, disk I/O, long computations)
+ * and must not hold up a worker.  The handle (join may be NULL: detached)
+ * reports fn's return value as the task's output, and is awaited, aborted
+ * and released as any task's.  If fn never runs (the job was aborted while
+ * queued, or the runtime freed first), drop(arg) runs instead (drop may be
+ * NULL); an abort while fn runs lets it finish and discards its result.
+ * -EINVAL (NULL rt or fn), -ENOMEM, -ESHUTDOWN, -EAGAIN (the pool has no
+ * thread and none could be started); on error neither fn nor drop runs. */
+typedef void *(*wisp_blocking_fn)(void *arg);
+WISP_API int wisp_spawn_blocking(wisp_runtime_t *rt, wisp_blocking_fn fn, void *arg,
+                                 wisp_drop_fn drop, wisp_join_t **join);
+
 /* Blocks an outside thread until the task ends; stores its output (output
  * may be NULL) and frees the handle.  0, -ECANCELED (aborted or shut down;
  * *output set to NULL), -EDEADLK on a worker (handle untouched), -EINVAL

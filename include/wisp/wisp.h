@@ -12,5 +12,6 @@
 #include <wisp/runtime.h>
 #include <wisp/task.h>
 #include <wisp/metrics.h>
+#include <wisp/time.h>
 
 #endif /* WISP_WISP_H */
