@@ -199,13 +199,15 @@ void wisp__idle_park_cancel(struct idle *idle, struct idle_slot *slot)
 
 int wisp__idle_park_wait(struct idle_slot *slot, uint64_t deadline_ns)
 {
+    int r = driver_park(slot->driver, deadline_ns);
     /* acquire: pairs with the release store in unpark_locked. */
-    while (!atomic_load_explicit(&slot->unparked, memory_order_acquire)) {
-        int r = driver_park(slot->driver, deadline_ns);
-        if (r != DRIVER_UNPARKED)
-            return r;
-    }
-    return DRIVER_UNPARKED;
+    if (atomic_load_explicit(&slot->unparked, memory_order_acquire))
+        return DRIVER_UNPARKED;
+    /* Not a notifier's unpark: the driver's own (a timer armed from
+     * elsewhere, an I/O request) or a spurious return.  The caller must
+     * look at its timers and driver before it sleeps again, with a new
+     * deadline: sleeping on here could miss what the unpark announced. */
+    return r == DRIVER_UNPARKED ? DRIVER_EVENTS : r;
 }
 
 void wisp__idle_unpark_all(struct idle *idle)

@@ -59,10 +59,12 @@ bool wisp__idle_end_search(struct idle *idle);
  * found: the worker continues as a searcher) or wait. */
 void wisp__idle_park_prepare(struct idle *idle, struct idle_slot *slot, bool was_searching);
 void wisp__idle_park_cancel(struct idle *idle, struct idle_slot *slot);
-/* Sleeps in the driver until a notifier unparks the worker (DRIVER_UNPARKED:
- * it runs on as a searcher), the deadline passes (DRIVER_TIMEDOUT) or the
- * driver has events of its own (DRIVER_EVENTS).  In the last two cases the
- * worker is still counted parked: the caller cancels. */
+/* Sleeps in the driver once: DRIVER_UNPARKED when a notifier unparked the
+ * worker (it runs on as a searcher); else DRIVER_TIMEDOUT (the deadline
+ * passed) or DRIVER_EVENTS (the driver has events of its own, was unparked
+ * by someone else than a notifier, or returned spuriously).  In those cases
+ * the worker is still counted parked: the caller cancels, and looks at its
+ * timers and driver before parking again. */
 int wisp__idle_park_wait(struct idle_slot *slot, uint64_t deadline_ns);
 
 /* Shutdown: unpark everyone. */

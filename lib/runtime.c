@@ -12,6 +12,10 @@
  *   2. Unpark every worker and join them.  Each finishes the poll it is in
  *      (a READY there completes the task normally) and leaves its loop at
  *      the next check of the flag; what its local queue holds stays there.
+ *      Before its thread exits it cancels the I/O operations in flight on
+ *      its driver and waits for their completions, then closes the driver's
+ *      remote queue (io_uring.c, io_epoll.c): from then on no completion can
+ *      arrive, and a request sent there is answered by its sender.
  *   2b. Close the blocking pool (blocking.c): queued jobs are closed, running
  *      ones finish, its threads exit.
  *   3. Close the injector: later pushes fail.  Close the tasks it held.
@@ -23,7 +27,9 @@
  *      report -ESHUTDOWN).
  *   6. Wait until no outside thread is inside the runtime (outside_inflight
  *      reaches 0).
- *   7. Free the runtime and everything it owns.
+ *   7. Free the runtime and everything it owns, the I/O drivers' memory
+ *      last of all the shared parts (other threads may unpark a driver or
+ *      give it buffers back until step 6).
  * "Close" is task.c's: the future is dropped exactly once, the join handle
  * reports -ECANCELED, an awaiter is woken.
  *
@@ -68,6 +74,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "fault.h"
+#include "io.h"
 #include "parker.h"
 #include "runtime.h"
 #include "task.h"
@@ -164,6 +171,8 @@ static struct worker *worker_new(struct wisp_runtime *rt, unsigned index)
 /* Frees what wisp_runtime_new_sized built, in reverse; the workers are stopped. */
 static void runtime_destroy(struct wisp_runtime *rt, int stage)
 {
+    if (stage >= 6)
+        wisp__io_runtime_destroy(rt);
     if (rt->workers)
         for (unsigned i = 0; i < rt->nworkers; i++)
             worker_free(rt->workers[i]);
@@ -266,6 +275,9 @@ int wisp_runtime_new_sized(wisp_runtime_t **out, const wisp_runtime_config_t *cf
     for (unsigned i = 0; i < n; i++)
         if (!(rt->workers[i] = worker_new(rt, i)))
             goto fail;
+    if ((err = wisp__io_runtime_init(rt)))
+        goto fail;
+    stage = 6;
     wisp__trace_runtime_created(rt);
     if ((err = runtime_start_workers(rt))) {
         /* relaxed: the workers read it after the unpark (idle.c's lock). */
@@ -343,7 +355,7 @@ int wisp_runtime_free(wisp_runtime_t *rt)
     while (atomic_load_explicit(&rt->outside_inflight, memory_order_seq_cst))
         sched_yield();
     wisp__trace_runtime_flush(rt);
-    runtime_destroy(rt, 5);                                  /* step 7 */
+    runtime_destroy(rt, 6);                                  /* step 7 */
     return 0;
 }
 

@@ -25,6 +25,8 @@
 #include "trace.h"
 #include "util.h"
 
+struct io_driver;
+
 struct worker {
     struct local_queue queue;              /* local_queue.c */
     struct wisp_runtime *rt;
@@ -41,6 +43,7 @@ struct worker {
     struct futex_driver futex;             /* driver.h: where the worker sleeps */
     struct wisp__driver *driver;           /* the one it parks in */
     struct timer_wheel timers;             /* timer.c */
+    struct io_driver *io;                  /* io_runtime.c: its I/O driver */
 };
 
 struct wisp_runtime {
@@ -54,6 +57,9 @@ struct wisp_runtime {
     struct idle idle;                      /* idle.c */
     struct injector injector;              /* injector.c */
     struct blocking_pool blocking;         /* blocking.c */
+    unsigned io_backend;                   /* io_runtime.c: WISP_IO_URING or _EPOLL */
+    void *io_shared;                       /* the backend's (io_epoll.c's table) */
+    void (*io_shared_free)(void *);
     /* runtime.c: set once by wisp_runtime_free. */
     _Alignas(WISP_CACHE_LINE) _Atomic bool shutdown;
     /* worker.c: outside threads between queueing a task and finishing the

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "clock.h"
+#include "io.h"
 #include "runtime.h"
 #include "task.h"
 
@@ -106,10 +107,24 @@ static bool worker_fire_timers(struct worker *w)
     return timer_due(&w->timers, now) && wisp__timer_advance(&w->timers, now) > 0;
 }
 
+/* Submits and reaps this worker's I/O (io.h); the tasks completions woke
+ * are queued here.  True if any completion came. */
+static bool worker_io(struct worker *w)
+{
+    if (!io_worker_poll(w->io))
+        return false;
+    if (w->wake_pending) { /* wakes displaced tasks onto the deque */
+        w->wake_pending = false;
+        worker_offer(w);
+    }
+    return true;
+}
+
 /* The periodic chores of a fairness turn. */
 static void worker_turn(struct worker *w)
 {
     metrics_publish(&w->metrics); /* metrics are at most FAIRNESS_TICKS pops old */
+    worker_io(w);
     worker_fire_timers(w);
 }
 
@@ -167,6 +182,8 @@ static struct wisp_task *worker_search(struct worker *w)
             return t;
         if (runtime_is_shutdown(w->rt))
             return NULL;
+        if (worker_io(w) && (t = worker_pop(w)))
+            return t;
         for (int i = 0; i < SPIN_PAUSES; i++)
             cpu_relax();
         elapsed = clock_now_ns() - start;
@@ -177,8 +194,11 @@ static struct wisp_task *worker_search(struct worker *w)
 static struct wisp_task *worker_next_task(struct worker *w)
 {
     struct wisp_task *t = worker_pop(w);
-    if (!t && worker_fire_timers(w))
-        t = worker_pop(w);
+    if (!t) {
+        bool io = worker_io(w), timers = worker_fire_timers(w);
+        if (io || timers)
+            t = worker_pop(w);
+    }
     return t ? t : worker_search(w);
 }
 
@@ -278,6 +298,7 @@ void *wisp__worker_main(void *arg)
     struct wisp_runtime *rt = w->rt;
     worker_place(w);
     current_worker = w;
+    wisp__io_worker_start(w);
     w->metrics.busy_since = clock_now_ns();
     while (!runtime_is_shutdown(rt)) {
         struct wisp_task *t = worker_next_task(w);
@@ -297,6 +318,7 @@ void *wisp__worker_main(void *arg)
             worker_offer(w);
         }
     }
+    wisp__io_worker_stop(w); /* runtime.c, step 2: cancel and drain its I/O */
     current_worker = NULL;
     metrics_publish(&w->metrics);
     wisp__task_cache_drain(&w->cache);

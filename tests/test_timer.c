@@ -97,6 +97,29 @@ START_TEST(timers_fire_with_every_worker_idle)
 }
 END_TEST
 
+/* A timer armed from outside on a worker that sleeps with no deadline: the
+ * arm unparks it, and it must sleep again with the new deadline, not go
+ * back to sleeping forever (it did, as every unpark that was not a
+ * notifier's made the park loop sleep again with the old deadline). */
+START_TEST(timer_armed_from_outside_wakes_a_sleeping_worker)
+{
+    wisp_runtime_t *rt = rt_new(1);
+    usleep(50000); /* the worker parks with no timer */
+    for (int i = 0; i < 5; i++) {
+        wisp_sleep_t s;
+        void *st = (void *)1;
+        uint64_t t0 = clock_now_ns();
+        wisp_sleep_init(&s, 10 * MS);
+        ck_assert_int_eq(wisp_block_on(rt, wisp_sleep_poll, &s, &st), 0);
+        wisp_sleep_drop(&s);
+        ck_assert_ptr_null(st);
+        ck_assert_uint_ge(clock_now_ns() - t0, 10 * MS);
+        usleep(20000);
+    }
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
 /* ---- many timers, and cancellation from another thread ------------------------ */
 
 struct many {
@@ -394,6 +417,7 @@ int main(void)
     tcase_set_timeout(tc, TEST_TIMEOUT);
     tcase_add_test(tc, sleeps_fire_in_order_never_early);
     tcase_add_test(tc, timers_fire_with_every_worker_idle);
+    tcase_add_test(tc, timer_armed_from_outside_wakes_a_sleeping_worker);
     tcase_add_test(tc, hundred_thousand_timers);
     tcase_add_test(tc, timers_cancelled_from_another_thread);
     tcase_add_test(tc, interval_ticks_each_period);
