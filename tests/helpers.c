@@ -1,6 +1,7 @@
 /* helpers.c - see helpers.h. */
 #include "helpers.h"
 
+#include <dirent.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -144,6 +145,34 @@ int process_threads(void)
             break;
     if (f)
         fclose(f);
+    return n;
+}
+
+int threads_named(const char *suffix)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    size_t sl = strlen(suffix);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = { 0 };
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread left meanwhile */
+        if (fgets(comm, sizeof(comm), f)) {
+            size_t cl = strcspn(comm, "\n");
+            comm[cl] = 0;
+            if (cl >= sl && strcmp(comm + cl - sl, suffix) == 0)
+                n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
     return n;
 }
 

@@ -88,5 +88,8 @@ void run_parents(wisp_runtime_t *rt, int n);
 
 /* Threads: count the calling process's threads (from /proc). */
 int process_threads(void);
+/* Threads of this process whose name ends with suffix (io_uring's io-wq
+ * workers are threads of the process too: count by name to see one pool). */
+int threads_named(const char *suffix);
 
 #endif /* WISP_TEST_HELPERS_H */

@@ -6,7 +6,7 @@
 #                                  TBB, Go)
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libjemalloc-dev check clang systemtap-sdt-dev)
+packages=(build-essential cmake pkg-config libjemalloc-dev liburing-dev check clang systemtap-sdt-dev)
 if [ "${1:-}" = "--bench" ]; then
     packages+=(cargo librust-tokio-dev librust-rayon-dev libtbb-dev g++ golang-go)
 fi
