@@ -49,7 +49,9 @@
  * makes producers skip the wake (no herd); it either finds the work, or
  * parks (then it is a parker above), or ends its search as the last
  * searcher, which is the "last searcher" row: its RMW is a W' against the
- * producer that saw it searching, so its has_work check sees the work.
+ * producer that saw it searching, so its has_work check sees the work (a
+ * lone task on its own deque excepted: it runs that next itself, and the
+ * lone rule in worker.c keeps thieves off it).
  * A displaced spawn needs its own publish because a thief may take the
  * slot's new task before the parker's R': the exchange alone then proves
  * nothing about the deque.

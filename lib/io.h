@@ -211,6 +211,12 @@ struct io_backend {
     /* Owner thread: submit what is prepared, reap what completed, drain
      * the remote queue; never blocks.  Returns completions handled. */
     unsigned (*poll)(struct io_driver *d);
+    /* Owner thread: whether poll has something to do, without a system
+     * call (false when the backend cannot tell). */
+    bool (*ready)(struct io_driver *d);
+    /* Owner thread: whether completions are due (operations in flight)
+     * that ready would notice. */
+    bool (*expecting)(struct io_driver *d);
     /* Owner thread, after its loop: cancel everything in flight, wait for
      * every completion, close the remote queue (wisp__io_close_remote). */
     void (*shutdown)(struct io_driver *d);
@@ -268,6 +274,18 @@ void wisp__io_worker_stop(struct worker *w);
 static inline unsigned io_worker_poll(struct io_driver *d)
 {
     return d ? d->backend->poll(d) : 0;
+}
+
+/* Whether io_worker_poll would find completions or requests (cheap: a few
+ * loads; a spinning worker asks between pauses). */
+static inline bool io_worker_ready(struct io_driver *d)
+{
+    return d && d->backend->ready(d);
+}
+
+static inline bool io_worker_expecting(struct io_driver *d)
+{
+    return d && d->backend->expecting(d);
 }
 
 /* The backends' constructors (on the thread creating the runtime). */

@@ -336,6 +336,12 @@ static unsigned epoll_poll_events(struct io_driver *d)
     return n > 0 ? handle_events(ed, evs, n) : 0;
 }
 
+static bool epoll_ready(struct io_driver *d)
+{
+    (void)d;
+    return false; /* only epoll_wait can tell */
+}
+
 static int epoll_park(struct wisp__driver *base, uint64_t deadline_ns)
 {
     struct epoll_driver *ed = (struct epoll_driver *)base;
@@ -356,9 +362,8 @@ static int epoll_park(struct wisp__driver *base, uint64_t deadline_ns)
         timeout = ms > INT_MAX ? INT_MAX : (int)ms;
     }
     struct epoll_event evs[EVENT_BATCH];
-    int n = epoll_wait(ed->epfd, evs, EVENT_BATCH, timeout);
-    if (fault_futex_eintr())
-        n = -1;
+    /* The fault sweep's "interrupted wait" returns before waiting. */
+    int n = fault_futex_eintr() ? -1 : epoll_wait(ed->epfd, evs, EVENT_BATCH, timeout);
     /* acquire: pairs with the unparker's release. */
     uint32_t prev = atomic_exchange_explicit(&ed->park, PARK_EMPTY, memory_order_acquire);
     unsigned woken = n > 0 ? handle_events(ed, evs, n) : 0;
@@ -807,11 +812,15 @@ struct io_driver *wisp__io_epoll_new(struct wisp_runtime *rt, struct worker *w, 
     atomic_init(&ed->park, PARK_EMPTY);
     atomic_init(&ed->narmed, 0);
     ed->table = rt->io_shared;
-    ed->epfd = fault_alloc() ? -1 : epoll_create1(EPOLL_CLOEXEC);
-    ed->efd = ed->epfd < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ed->epfd = ed->efd = -1;
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-    if (ed->epfd < 0 || ed->efd < 0 || epoll_ctl(ed->epfd, EPOLL_CTL_ADD, ed->efd, &ev) < 0) {
-        *err = errno ? -errno : -ENOMEM;
+    int e = fault_alloc() ? ENOMEM : 0;
+    if (!e && ((ed->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+               (ed->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+               epoll_ctl(ed->epfd, EPOLL_CTL_ADD, ed->efd, &ev) < 0))
+        e = errno;
+    if (e) {
+        *err = -e;
         epoll_free(&ed->io);
         return NULL;
     }
@@ -826,6 +835,8 @@ static const struct io_backend epoll_backend = {
     .submit = epoll_submit,
     .cancel = epoll_cancel,
     .poll = epoll_poll_events,
+    .ready = epoll_ready,
+    .expecting = epoll_ready,
     .shutdown = epoll_shutdown,
     .free = epoll_free,
     .recycle = epoll_recycle,

@@ -67,14 +67,23 @@
  * changed); a ring waiter is woken by the wake-up operation's completion,
  * which the unparker causes whether the operation was issued before its
  * wake or after (then it completes at issue).
- * The ring's wake-up operation, by measurement (bench/wisp_bench.c
- * ring_wake, 2 vCPUs, kernel 6.18; see the note in io.h's commit):
+ * The ring's wake-up operation:
  *   - an IORING_OP_FUTEX_WAIT on the park word itself (kernel 6.7+): the
  *     unparker's futex wake completes it; the same wake serves both kinds
  *     of sleeper, so it wakes every waiter on the word (a ring waiter
  *     armed in an earlier park may still be queued there);
  *   - else a read of an eventfd the unparker writes to.
  * IORING_OP_MSG_RING is not an option: outside threads have no ring.
+ * Measured (wisp-bench ring_wake --threads 1 --n 2000: an outside spawn
+ * wakes the one worker asleep in its ring, ns from the spawn to the task's
+ * poll; 5 runs each, interleaved, 2 vCPUs, kernel 6.18), min-max:
+ *   futex in the ring   66.7-72.3 us      eventfd       65.2-73.9 us
+ *   futex park (no I/O, park_wake)  64.8-73.1 us      epoll  70.3-84.0 us
+ * and the unparker's spawn call took 54.6-61.9 us in every case: on this
+ * VM a wakeup is the cost of waking an idle vCPU, whatever the method.
+ * So the futex is chosen where the kernel has it for what it saves: no
+ * eventfd (a descriptor per worker) and no write+read per wake, and one
+ * unpark path for both kinds of sleeper.
  * WISP_IO_WAKE=eventfd|futex picks one for tests.  The wake-up operation
  * stays armed across parks until it completes.
  *
@@ -677,6 +686,13 @@ static unsigned ring_reap(struct uring_driver *u)
     return total;
 }
 
+/* Completions to reap, or completion work the kernel holds for us. */
+static bool ring_has_events(struct uring_driver *u)
+{
+    return io_uring_cq_ready(&u->ring) ||
+           (IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+}
+
 /* ---- paused ops and the backlog ------------------------------------------------------ */
 
 static void resume_check(struct uring_driver *u)
@@ -761,6 +777,19 @@ static void uring_cancel(struct io_driver *d, struct io_op *op)
     }
 }
 
+static bool uring_ready(struct io_driver *d)
+{
+    struct uring_driver *u = to_uring(d);
+    /* relaxed: a hint; the poll that follows synchronises. */
+    return u->enabled && (ring_has_events(u) ||
+                          atomic_load_explicit(&d->remote, memory_order_relaxed) != NULL);
+}
+
+static bool uring_expecting(struct io_driver *d)
+{
+    return to_uring(d)->enabled && d->inflight > 0;
+}
+
 static unsigned uring_poll(struct io_driver *d)
 {
     struct uring_driver *u = to_uring(d);
@@ -799,12 +828,6 @@ static bool arm_wake(struct uring_driver *u)
     io_uring_sqe_set_data64(sqe, TAG_WAKE);
     u->wake_armed = true;
     return true;
-}
-
-static bool ring_has_events(struct uring_driver *u)
-{
-    return io_uring_cq_ready(&u->ring) ||
-           (IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
 }
 
 static int uring_park(struct wisp__driver *base, uint64_t deadline_ns)
@@ -1014,6 +1037,19 @@ static void uring_start(struct io_driver *d)
     /* best effort: a registered ring fd saves a file lookup per enter */
     io_uring_register_ring_fd(&u->ring);
     u->enabled = true;
+    /* Warm-up: the first submission from a thread sets up its io_uring
+     * context in the kernel (hundreds of microseconds) and faults in the
+     * rings' pages.  One NOP round trip here keeps that out of the first
+     * task's poll, where it would stall the worker with tasks queued (and
+     * invite a thief to take them: worker.c's lone rule).  Best effort. */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe) {
+        struct io_uring_cqe *cqe;
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, TAG_IGNORE); /* if peek misses it, a reap will */
+        if (io_uring_submit_and_wait(&u->ring, 1) == 1 && io_uring_peek_cqe(&u->ring, &cqe) == 0)
+            io_uring_cqe_seen(&u->ring, cqe);
+    }
 }
 
 static const struct io_backend uring_backend;
@@ -1050,9 +1086,12 @@ struct io_driver *wisp__io_uring_new(struct wisp_runtime *rt, struct worker *w, 
         return NULL;
     }
     if (u->wake_method == WAKE_EVENTFD) {
-        u->efd = fault_alloc() ? -1 : eventfd(0, EFD_CLOEXEC); /* blocking: the ring polls it */
-        if (u->efd < 0) {
-            *err = errno ? -errno : -ENOMEM;
+        /* blocking: the ring polls it */
+        int e = fault_alloc() ? ENOMEM : 0;
+        if (!e && (u->efd = eventfd(0, EFD_CLOEXEC)) < 0)
+            e = errno;
+        if (e) {
+            *err = -e;
             uring_free(&u->io);
             return NULL;
         }
@@ -1067,6 +1106,8 @@ static const struct io_backend uring_backend = {
     .submit = uring_submit,
     .cancel = uring_cancel,
     .poll = uring_poll,
+    .ready = uring_ready,
+    .expecting = uring_expecting,
     .shutdown = uring_shutdown,
     .free = uring_free,
     .recycle = uring_recycle,

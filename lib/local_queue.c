@@ -16,8 +16,9 @@
  *                                    after LONE_STEAL_NS         needs; acquire for thieves
  *   deque     owner: bottom push     owner: bottom pop (LIFO);   deque.c (Le et al. 2013);
  *             (release); publish     thieves: top steal (seq_cst wisp__lq_offer publishes
- *             (seq_cst RMW) before   CAS)                        pushes before a wakeup
- *             offering                                           check
+ *             (seq_cst RMW) before   CAS; its only task just     pushes before a wakeup
+ *             offering               from an owner stuck in a    check
+ *                                    poll: worker.c)
  *   capped    owner (a LIFO-slot     owner, when the rest of     plain: owner only
  *             task that ran          the queue is empty, or at
  *             MAX_LIFO_RUNS times)   a fairness turn
@@ -101,6 +102,7 @@ int wisp__lq_init(struct local_queue *q, size_t capacity, struct injector *injec
     q->turns = 0;
     q->lifo_runs = 0;
     atomic_init(&q->spawned, NULL);
+    atomic_init(&q->polls, 0);
     return 0;
 }
 
@@ -312,17 +314,17 @@ static struct wisp_task *steal_spawned(struct local_queue *victim)
 }
 
 struct wisp_task *wisp__lq_steal(struct local_queue *into, struct local_queue *victim,
-                                 bool take_lone, size_t *taken)
+                                 unsigned lone, size_t *taken)
 {
     *taken = 0;
     size_t len = wisp__deque_len(&victim->deque);
-    if (len == 0 && take_lone) {
+    if (len == 0 && (lone & LQ_LONE_SPAWNED)) {
         struct wisp_task *t = steal_spawned(victim);
         if (t)
             *taken = 1;
         return t;
     }
-    if (len == 0 || (!take_lone && len < 2))
+    if (len == 0 || (len < 2 && !(lone & LQ_LONE_DEQUE)))
         return NULL;
     struct wisp_task *first = NULL;
     enum steal_result r;

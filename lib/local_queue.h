@@ -40,6 +40,11 @@ struct local_queue {
     /* The task the owner spawned last: its next task unless a thief takes
      * it.  Own line: written on every spawn, read by thieves and parkers. */
     _Alignas(WISP_CACHE_LINE) struct wisp_task *_Atomic spawned;
+    /* Odd while the owner is inside a poll, bumped as each poll starts and
+     * ends: a thief that sees it odd and unchanged for LONE_STEAL_NS knows
+     * the owner is stuck in one poll (worker.c).  Same line as spawned:
+     * the owner writes both, thieves read both. */
+    _Atomic uint32_t polls;
 };
 
 int wisp__lq_init(struct local_queue *q, size_t capacity, struct injector *injector,
@@ -123,10 +128,27 @@ void wisp__lq_close_all(struct local_queue *q);
 
 /* A thief (the owner of `into`) takes work from victim: up to half of its
  * deque, returning one task and queueing the rest in `into`; *taken says
- * how many.  A victim's only task (the last in its deque, or its spawn slot)
- * is left alone unless take_lone. */
+ * how many.  A victim's only task is left alone unless `lone` says to take
+ * it: LQ_LONE_SPAWNED for its spawn slot (with its deque empty),
+ * LQ_LONE_DEQUE for the one task on its deque (worker.c's lone rule). */
+#define LQ_LONE_SPAWNED 1u
+#define LQ_LONE_DEQUE 2u
 struct wisp_task *wisp__lq_steal(struct local_queue *into, struct local_queue *victim,
-                                 bool take_lone, size_t *taken);
+                                 unsigned lone, size_t *taken);
+
+/* The owner, as each poll starts and as it ends; relaxed: a hint for
+ * thieves (worker.c's lone rule), which no wakeup or ownership depends on. */
+static inline void lq_count_poll(struct local_queue *q)
+{
+    uint32_t n = atomic_load_explicit(&q->polls, memory_order_relaxed);
+    atomic_store_explicit(&q->polls, n + 1, memory_order_relaxed);
+}
+
+/* Any thread: the owner's poll count (relaxed, a hint). */
+static inline uint32_t lq_polls(const struct local_queue *q)
+{
+    return atomic_load_explicit(&q->polls, memory_order_relaxed);
+}
 
 /* Any thread: whether the deque or the spawn slot holds work (seq_cst: the
  * parker half of idle.c's no-lost-wakeup rule). */

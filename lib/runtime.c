@@ -145,6 +145,7 @@ static void worker_free(struct worker *w)
     if (!w)
         return;
     wisp__lq_destroy(&w->queue);
+    alloc_free(w->watch);
     alloc_free(w);
 }
 
@@ -160,8 +161,10 @@ static struct worker *worker_new(struct wisp_runtime *rt, unsigned index)
     w->driver = &w->futex.base;
     wisp__idle_slot_init(&w->idle, w->driver);
     wisp__timer_wheel_init(&w->timers, rt->epoch_ns, w->driver);
-    if (wisp__lq_init(&w->queue, rt->config.queue_capacity, &rt->injector, rt->nworkers,
-                      &w->metrics) != 0) {
+    w->watch = alloc_zeroed(rt->nworkers, sizeof(*w->watch), 0);
+    if (!w->watch || wisp__lq_init(&w->queue, rt->config.queue_capacity, &rt->injector,
+                                   rt->nworkers, &w->metrics) != 0) {
+        alloc_free(w->watch);
         alloc_free(w);
         return NULL;
     }

@@ -27,6 +27,12 @@
 
 struct io_driver;
 
+/* What a searching worker last saw of a victim (worker.c's lone rule). */
+struct lone_watch {
+    uint64_t since; /* when polls last changed, as far as we saw */
+    uint32_t polls;
+};
+
 struct worker {
     struct local_queue queue;              /* local_queue.c */
     struct wisp_runtime *rt;
@@ -44,6 +50,8 @@ struct worker {
     struct wisp__driver *driver;           /* the one it parks in */
     struct timer_wheel timers;             /* timer.c */
     struct io_driver *io;                  /* io_runtime.c: its I/O driver */
+    struct lone_watch *watch;              /* worker.c: one per victim, owner only */
+    uint64_t search_start;                 /* worker.c: when the current search began */
 };
 
 struct wisp_runtime {

@@ -21,8 +21,20 @@
  * busy worker's next wake usually finds it still searching (no futex wake
  * needed), short enough to cost nothing measurable when idle. */
 #define SEARCH_NS 50000
-/* A victim's only task is stolen once we have searched this long: it is
- * most likely the next task its owner runs (the next link of a chain). */
+/* The lone rule.  A victim's only task is most likely the next one its
+ * owner runs, so a thief leaves it for LONE_STEAL_NS:
+ *   - a task in its spawn slot (the next link of a chain, a new
+ *     connection's task) is taken once the thief has searched this long:
+ *     spawned work spreads, which is what the spawn rule is for (queued
+ *     work never waits for a busy poll);
+ *   - the one task on its deque (most often a task woken by the owner's
+ *     I/O, whose next operations would go to the owner's ring too: moved
+ *     away, each later completion costs a cross-CPU wakeup) is taken only
+ *     from an owner stuck in one poll: inside a poll (its count odd) with
+ *     the count unchanged for this long.  Owners between polls (reaping
+ *     completions, or in the futex wake that offered the task: 3-80 us on
+ *     a VM, long enough for the woken thief to take it from its waker) and
+ *     owners getting on with their queue keep it: woken work stays. */
 #define LONE_STEAL_NS 5000
 /* Pause between search rounds: a searcher that re-reads the victims' deque
  * indices too eagerly pulls their cache lines away from their owners. */
@@ -86,6 +98,21 @@ static void worker_offer(struct worker *w)
     wisp__idle_notify_one(&w->rt->idle);
 }
 
+/* After a poll or a reap whose wakes displaced tasks onto the deque.  Two
+ * or more are offered; a lone one is left to us: a thief would take it only
+ * if our next poll got stuck (the lone rule below), and the offer's futex
+ * wake would cost this worker 3-80 us per wake in a pair of tasks that take
+ * turns (a socket ping-pong: each message wakes both).  So a lone woken
+ * task waits for our next poll to end unless a worker is searching anyway;
+ * wakes make no promise beyond that (core-api.md: the spawn rule is for
+ * spawns). */
+static void worker_offer_wakes(struct worker *w)
+{
+    w->wake_pending = false;
+    if (wisp__deque_len(&w->queue.deque) >= 2)
+        worker_offer(w);
+}
+
 /* ---- finding work --------------------------------------------------------- */
 
 static uint64_t next_random(struct worker *w)
@@ -113,10 +140,8 @@ static bool worker_io(struct worker *w)
 {
     if (!io_worker_poll(w->io))
         return false;
-    if (w->wake_pending) { /* wakes displaced tasks onto the deque */
-        w->wake_pending = false;
-        worker_offer(w);
-    }
+    if (w->wake_pending) /* wakes displaced tasks onto the deque */
+        worker_offer_wakes(w);
     return true;
 }
 
@@ -142,8 +167,22 @@ static inline __attribute__((always_inline)) struct wisp_task *worker_pop(struct
     return n.task;
 }
 
+/* Whether victim has been inside one poll for LONE_STEAL_NS, as far as
+ * this search has watched it (the lone rule above). */
+static bool victim_stuck(struct worker *w, struct worker *victim, uint64_t now)
+{
+    struct lone_watch *lw = &w->watch[victim->index];
+    uint32_t polls = lq_polls(&victim->queue);
+    if (lw->since < w->search_start || lw->polls != polls) {
+        lw->since = now;
+        lw->polls = polls;
+        return false;
+    }
+    return (polls & 1) && now - lw->since >= LONE_STEAL_NS;
+}
+
 /* Steals from a random victim onwards (local_queue.c says what is taken). */
-static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
+static struct wisp_task *worker_steal(struct worker *w, uint64_t now)
 {
     struct wisp_runtime *rt = w->rt;
     unsigned n = rt->nworkers;
@@ -154,7 +193,12 @@ static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
             continue;
         METRIC_ADD(&w->metrics, steal_attempts, 1);
         size_t taken;
-        struct wisp_task *t = wisp__lq_steal(&w->queue, &victim->queue, take_lone, &taken);
+        /* The poll count is read only when it matters: its line is the
+         * owner's, written twice a poll. */
+        unsigned lone = now - w->search_start >= LONE_STEAL_NS ? LQ_LONE_SPAWNED : 0;
+        if (wisp__deque_len(&victim->queue.deque) == 1 && victim_stuck(w, victim, now))
+            lone |= LQ_LONE_DEQUE;
+        struct wisp_task *t = wisp__lq_steal(&w->queue, &victim->queue, lone, &taken);
         if (t) {
             METRIC_ADD(&w->metrics, steals, 1);
             METRIC_ADD(&w->metrics, tasks_stolen, taken);
@@ -165,17 +209,22 @@ static struct wisp_task *worker_steal(struct worker *w, bool take_lone)
     return NULL;
 }
 
-/* Looks for work for at most SEARCH_NS, then gives up (the caller parks). */
+/* Looks for work for at most SEARCH_NS, then gives up (the caller parks):
+ * as a searcher it steals; a worker that may not search (enough do) but
+ * has I/O in flight on its own driver waits for its completions instead,
+ * which only it can reap (an idle worker that sleeps at once would be
+ * woken for them moments later, at the price of a wakeup). */
 static struct wisp_task *worker_search(struct worker *w)
 {
-    if (!w->searching) {
-        if (!wisp__idle_begin_search(&w->rt->idle))
-            return NULL;
+    if (!w->searching && wisp__idle_begin_search(&w->rt->idle))
         w->searching = true;
-    }
-    uint64_t start = clock_now_ns(), elapsed = 0;
-    while (elapsed < SEARCH_NS) {
-        struct wisp_task *t = worker_steal(w, elapsed >= LONE_STEAL_NS);
+    bool steal = w->searching;
+    if (!steal && !io_worker_expecting(w->io))
+        return NULL;
+    uint64_t start = clock_now_ns(), now = start;
+    w->search_start = start;
+    while (now - start < SEARCH_NS) {
+        struct wisp_task *t = steal ? worker_steal(w, now) : NULL;
         if (!t)
             t = worker_pop(w); /* the injector */
         if (t)
@@ -184,9 +233,11 @@ static struct wisp_task *worker_search(struct worker *w)
             return NULL;
         if (worker_io(w) && (t = worker_pop(w)))
             return t;
-        for (int i = 0; i < SPIN_PAUSES; i++)
+        /* Pause, looking at the I/O driver now and then: a completion for
+         * one of our tasks is work only we can pick up. */
+        for (int i = 0; i < SPIN_PAUSES && !(i % 16 == 0 && io_worker_ready(w->io)); i++)
             cpu_relax();
-        elapsed = clock_now_ns() - start;
+        now = clock_now_ns();
     }
     return NULL;
 }
@@ -215,12 +266,27 @@ bool wisp__worker_any_work(struct wisp_runtime *rt)
     return false;
 }
 
+/* wisp__worker_any_work, except that a lone task on our own deque is ours
+ * to run next, not work to hand on (worker_offer_wakes says why). */
+static bool worker_work_for_others(struct worker *w)
+{
+    struct wisp_runtime *rt = w->rt;
+    /* seq_cst loads throughout: R' of idle.c's table. */
+    if (injector_len(&rt->injector) || wisp__deque_len(&w->queue.deque) >= 2 ||
+        atomic_load_explicit(&w->queue.spawned, memory_order_seq_cst))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (rt->workers[i] != w && wisp__lq_has_work(&rt->workers[i]->queue))
+            return true;
+    return false;
+}
+
 static void worker_end_search(struct worker *w)
 {
     w->searching = false;
     /* The last searcher to find work hands the search on, so that further
      * queued work finds a worker (idle.c, row "last searcher"). */
-    if (wisp__idle_end_search(&w->rt->idle) && wisp__worker_any_work(w->rt))
+    if (wisp__idle_end_search(&w->rt->idle) && worker_work_for_others(w))
         wisp__idle_notify_one(&w->rt->idle);
 }
 
@@ -309,14 +375,15 @@ void *wisp__worker_main(void *arg)
         if (w->searching)
             worker_end_search(w);
         METRIC_ADD(&w->metrics, polls, 1);
-        if (wisp__task_run(t, w)) { /* woken during its poll (wisp_yield): a local wake */
+        lq_count_poll(&w->queue); /* odd: in a poll (the lone rule) */
+        bool again = wisp__task_run(t, w);
+        lq_count_poll(&w->queue);
+        if (again) { /* woken during its poll (wisp_yield): a local wake */
             METRIC_ADD(&w->metrics, wakes, 1);
             wisp__lq_push_yield(&w->queue, t);
         }
-        if (w->wake_pending) { /* a wake displaced a task from the LIFO slot */
-            w->wake_pending = false;
-            worker_offer(w);
-        }
+        if (w->wake_pending) /* a wake displaced a task from the LIFO slot */
+            worker_offer_wakes(w);
     }
     wisp__io_worker_stop(w); /* runtime.c, step 2: cancel and drain its I/O */
     current_worker = NULL;
