@@ -11,11 +11,17 @@
  * wisp_faulty, the library built with WISP_FAULT_INJECTION (fault.h). */
 #include "helpers.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <wisp/io.h>
 
 #include "fault.h"
 
@@ -153,10 +159,104 @@ static wisp_poll_t spawner_poll(void *f, wisp_context_t *cx, void **out)
     return WISP_READY;
 }
 
-static void workload(void)
+/* I/O: an operation in a task, or left in flight at shutdown.  A buffer
+ * is wisp's from the first poll until READY, so the drop frees it only if
+ * the operation never started or has ended. */
+struct io_job {
+    wisp_io_t io;
+    wisp_buf_t *buf;
+    bool started, ended;
+};
+
+static wisp_poll_t io_job_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct io_job *j = f;
+    j->started = true;
+    if (wisp_io_poll(&j->io, cx, NULL) == WISP_PENDING)
+        return WISP_PENDING;
+    *out = (void *)(intptr_t)wisp_io_result(&j->io);
+    wisp_io_drop(&j->io);
+    j->ended = true;
+    return WISP_READY;
+}
+
+static void io_job_drop(void *f)
+{
+    struct io_job *j = f;
+    wisp_io_drop(&j->io);
+    if (!j->started || j->ended)
+        wisp_buf_free(j->buf);
+}
+
+/* A recv in a task that a send from block_on satisfies, a file read from
+ * block_on, and a recv still waiting when the runtime is freed. */
+static void io_workload(wisp_runtime_t *rt, const int sv[2], const int quiet[2])
+{
+    wisp_buf_t *rb = wisp_buf_new(16), *sb = wisp_buf_new(16), *pb = wisp_buf_new(16);
+    if (!rb || !sb || !pb) {
+        wisp_buf_free(rb);
+        wisp_buf_free(sb);
+        wisp_buf_free(pb);
+        return;
+    }
+    struct io_job rj = { .buf = rb };
+    wisp_io_recv(&rj.io, sv[1], rb, 0);
+    wisp_join_t *jr;
+    int err = wisp_spawn(rt, io_job_poll, &rj, sizeof(rj), NULL, &jr);
+    if (err && err != -ENOMEM)
+        bad("spawn recv", err);
+    memcpy(sb->data, "abc", 3);
+    sb->len = 3;
+    wisp_io_t sio;
+    wisp_io_send(&sio, sv[0], sb, 0);
+    void *v;
+    err = wisp_block_on(rt, wisp_io_poll, &sio, &v);
+    if (err && err != -ENOMEM)
+        bad("block_on send", err);
+    if (!err && (intptr_t)v != 3 && (intptr_t)v != -ENOMEM)
+        bad("send", (int)(intptr_t)v);
+    if (err || (intptr_t)v != 3) /* not sent: the recv still waits for it */
+        if (write(sv[0], "abc", 3) != 3)
+            bad("write", errno);
+    wisp_io_drop(&sio);
+    if (!jr) {
+    } else if ((err = wisp_join(jr, &v)) != 0) {
+        bad("join recv", err);
+    } else if ((intptr_t)v != 3 && (intptr_t)v != -ENOMEM) {
+        bad("recv", (int)(intptr_t)v);
+    }
+    /* a file, read from block_on: this program's first bytes */
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        bad("open", errno);
+    rb->len = 0;
+    wisp_io_t fio;
+    wisp_io_read(&fio, fd, rb, 0);
+    err = wisp_block_on(rt, wisp_io_poll, &fio, &v);
+    if (err && err != -ENOMEM)
+        bad("block_on read", err);
+    if (!err && (intptr_t)v != 16 && (intptr_t)v != -ENOMEM)
+        bad("read", (int)(intptr_t)v);
+    if (!err && (intptr_t)v == 16 && memcmp(rb->data, "\x7f" "ELF", 4))
+        bad("read bytes", 0);
+    wisp_io_drop(&fio);
+    close(fd);
+    wisp_buf_free(rb);
+    wisp_buf_free(sb);
+    /* left waiting: shutdown cancels it and releases pb */
+    struct io_job pj = { .buf = pb };
+    wisp_io_recv(&pj.io, quiet[1], pb, 0);
+    err = wisp_spawn(rt, io_job_poll, &pj, sizeof(pj), io_job_drop, NULL);
+    if (err && err != -ENOMEM)
+        bad("spawn pending recv", err);
+    if (err)
+        wisp_buf_free(pb);
+}
+
+static void workload_on(unsigned io)
 {
     wisp_runtime_t *rt;
-    int err = wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .workers = 2 });
+    int err = wisp_runtime_new(&rt, &(wisp_runtime_config_t){ .workers = 2, .io = io });
     if (err) {
         if (err != -ENOMEM && err != -EAGAIN)
             bad("wisp_runtime_new", err);
@@ -236,6 +336,12 @@ static void workload(void)
             bad("join aborted", err);
     }
 
+    int sv[2], quiet[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, quiet))
+        bad("socketpair", errno);
+    io_workload(rt, sv, quiet);
+
     wisp_runtime_metrics_t m = { .size = sizeof(m) };
     err = wisp_runtime_metrics(rt, &m);
     if (err && err != -ENOTSUP)
@@ -246,8 +352,20 @@ static void workload(void)
         bad("wisp_runtime_free", err);
     if (atomic_load(&pending_drops) != detached)
         bad("pending tasks dropped", (int)atomic_load(&pending_drops));
+    close(sv[0]);
+    close(sv[1]);
+    close(quiet[0]);
+    close(quiet[1]);
     signal_destroy(&sig);
     signal_destroy(&never);
+}
+
+/* Once with the automatic backend (io_uring here, or epoll after a failed
+ * ring setup), once on epoll. */
+static void workload(void)
+{
+    workload_on(WISP_IO_AUTO);
+    workload_on(WISP_IO_EPOLL);
 }
 
 /* ---- the sweep -------------------------------------------------------------------- */
@@ -280,9 +398,10 @@ static int run_child(enum fault_site site, uint64_t nth, bool persist)
 static uint64_t sweep(enum fault_site site, bool persist)
 {
     uint64_t n;
-    for (n = 1; n <= MAX_SWEEP; n++)
+    for (n = 1; n <= MAX_SWEEP; n++) {
         if (run_child(site, n, persist) == RUN_NO_FAULT)
             break;
+    }
     ck_assert_msg(n <= MAX_SWEEP, "the run makes more than %d calls at site %d", MAX_SWEEP, site);
     return n - 1;
 }
