@@ -66,13 +66,29 @@ mkdir -p "$OUT"
 results=$OUT/results.txt
 : >"$results"
 
-WORKLOADS=(spawn_many_local spawn_many_remote yield_many ping_pong chained_spawn fib)
+WORKLOADS=(spawn_many_local spawn_many_remote yield_many ping_pong chained_spawn fib
+    socket_ping_pong file_read timer_fire timer_cancel)
 declare -A SIZE=([spawn_many_local]=1000000 [spawn_many_remote]=1000000 [yield_many]=200
-    [ping_pong]=200000 [chained_spawn]=1000000 [fib]=30)
+    [ping_pong]=200000 [chained_spawn]=1000000 [fib]=30
+    [socket_ping_pong]=100000 [file_read]=50000 [timer_fire]=1000000 [timer_cancel]=1000000)
 if [ "$QUICK" = 1 ]; then
     SIZE=([spawn_many_local]=250000 [spawn_many_remote]=250000 [yield_many]=50
-        [ping_pong]=50000 [chained_spawn]=250000 [fib]=26)
+        [ping_pong]=50000 [chained_spawn]=250000 [fib]=26
+        [socket_ping_pong]=25000 [file_read]=20000 [timer_fire]=100000 [timer_cancel]=250000)
 fi
+# The I/O and timer workloads run on wisp (both backends: wisp_epoll is wisp
+# with WISP_IO=epoll) and Tokio; the scheduler ones on every runtime.
+IO_WORKLOADS=" socket_ping_pong file_read timer_fire timer_cancel "
+IMPLS+=(wisp_epoll)
+BIN[wisp_epoll]=${BIN[wisp]}
+runs() { # impl workload: whether the impl takes part in the workload
+    case "$IO_WORKLOADS" in
+    *" $2 "*) [ "$1" = wisp ] || [ "$1" = wisp_epoll ] || [ "$1" = tokio ] ;;
+    *) [ "$1" != wisp_epoll ] ;;
+    esac
+}
+# The file of file_read (256 MiB, in the page cache): made once here.
+export WISP_BENCH_FILE=${WISP_BENCH_FILE:-$BUILD/bench-file}
 
 # One run: appends its line, or an "na" line when the peer cannot express
 # the workload (exit 3).
@@ -80,7 +96,12 @@ run_one() { # impl workload binary [extra args]
     local impl=$1 w=$2 bin=$3
     shift 3
     local rc=0
-    "$bin" "$w" --threads "$THREADS" --n "${SIZE[$w]}" "$@" >>"$results" 2>>"$OUT/stderr.txt" || rc=$?
+    if [ "$impl" = wisp_epoll ]; then
+        WISP_IO=epoll "$bin" "$w" --threads "$THREADS" --n "${SIZE[$w]}" "$@" 2>>"$OUT/stderr.txt" |
+            sed 's/impl=wisp /impl=wisp_epoll /' >>"$results" || rc=$?
+    else
+        "$bin" "$w" --threads "$THREADS" --n "${SIZE[$w]}" "$@" >>"$results" 2>>"$OUT/stderr.txt" || rc=$?
+    fi
     if [ "$rc" = 3 ]; then
         echo "na bench=$w impl=$impl" >>"$results"
     elif [ "$rc" != 0 ]; then
@@ -89,13 +110,19 @@ run_one() { # impl workload binary [extra args]
     return 0
 }
 
-total=$((${#WORKLOADS[@]} * REPS * ${#IMPLS[@]}))
+total=0
+for w in "${WORKLOADS[@]}"; do
+    for impl in "${IMPLS[@]}"; do
+        runs "$impl" "$w" && total=$((total + REPS))
+    done
+done
 done_runs=0
 start=$(date +%s)
 declare -A NA
 for w in "${WORKLOADS[@]}"; do
     for ((r = 1; r <= REPS; r++)); do
         for impl in "${IMPLS[@]}"; do
+            runs "$impl" "$w" || continue
             [ -z "${NA[$impl.$w]:-}" ] || { done_runs=$((done_runs + 1)); continue; }
             printf '\r[%3d/%3d] %-18s %-7s rep %d/%d  (%ds) ' $((done_runs + 1)) "$total" "$w" \
                 "$impl" "$r" "$REPS" $(($(date +%s) - start)) >&2
@@ -132,6 +159,9 @@ log "measuring idle CPU and task memory"
 resources=$OUT/resources.txt
 "${BIN[wisp]}" idle_cpu --threads "$THREADS" --n 2 >"$resources"
 "${BIN[wisp]}" task_memory --threads "$THREADS" >>"$resources"
+log "measuring idle CPU with 10,000 timers armed (3 s each)"
+"${BIN[wisp]}" idle_timers --threads "$THREADS" --n 10000 >>"$resources"
+[ -z "${BIN[tokio]:-}" ] || "${BIN[tokio]}" idle_timers --threads "$THREADS" --n 10000 >>"$resources"
 
 # ---- the run's facts ---------------------------------------------------------
 crate_version() { # the packaged crate cargo built against
@@ -142,6 +172,7 @@ crate_version() { # the packaged crate cargo built against
 peer_version() {
     case "$1" in
     wisp) echo "wisp $(git describe --always --dirty 2>/dev/null || echo '?')" ;;
+    wisp_epoll) echo "wisp_epoll (the same wisp, WISP_IO=epoll)" ;;
     tokio | rayon) echo "$(crate_version "$1") ($(rustc --version 2>/dev/null | cut -d' ' -f1-2))" ;;
     tbb) echo "tbb $(pkg-config --modversion tbb 2>/dev/null || echo '?')" ;;
     openmp) echo "openmp (libgomp of $(gcc -dumpfullversion 2>/dev/null || echo '?'))" ;;
@@ -210,7 +241,9 @@ LIB=$(cat bench/results.awk)
     }' "$overhead"
     echo "(targets: metrics < 3% slower; tracing off: no measurable difference; tracing on <= 2x on spawn_many_local)"
     echo
-    awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "=");
+    awk '/^bench=idle_timers/ { split($2, who, "="); split($NF, kv, "=");
+             printf "idle %s-worker runtime, 10,000 timers armed 60 s ahead: %s ms of CPU per second (%s; wisp target < 5)\n", "'"$THREADS"'", kv[2], who[2]; next }
+         { for (i = 1; i <= NF; i++) { split($i, kv, "=");
              if (kv[1] == "cpu_ms_per_s") printf "idle %s-worker runtime: %s ms of CPU per second (target < 5)\n", "'"$THREADS"'", kv[2];
              if (kv[1] == "overhead_bytes_per_task") printf "empty task: %s bytes of runtime memory (target <= 64)\n", kv[2] } }' "$resources"
 } | tee "$OUT/report.txt"

@@ -8,7 +8,9 @@
  *
  * Two more runs measure resources rather than time: idle_cpu (n seconds of
  * an idle runtime: cpu_ms_per_s) and task_memory (n pending tasks with a
- * empty future: heap bytes per task, all runtime overhead).
+ * empty future: heap bytes per task, all runtime overhead).  The I/O and
+ * timer workloads (socket_ping_pong, file_read, timer_fire, timer_cancel,
+ * idle_timers) are in io_bench.c.
  * The same workloads exist for Tokio in bench/peers/tokio, written the same
  * way, so the two can be compared line by line. */
 #include <errno.h>
@@ -26,82 +28,14 @@
 
 #include <wisp/wisp.h>
 
+#include "bench.h"
+
 /* task_memory reads the statistics of the allocator wisp uses. */
 #if WISP_JEMALLOC
 #include <jemalloc/jemalloc.h>
 #else
 #include <malloc.h>
 #endif
-
-/* ---- a one-shot latch the outside thread waits on ------------------------- */
-
-struct latch {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done;
-};
-
-static void latch_init(struct latch *l)
-{
-    pthread_mutex_init(&l->lock, NULL);
-    pthread_cond_init(&l->cond, NULL);
-    l->done = 0;
-}
-
-static void latch_set(struct latch *l)
-{
-    pthread_mutex_lock(&l->lock);
-    l->done = 1;
-    pthread_cond_signal(&l->cond);
-    pthread_mutex_unlock(&l->lock);
-}
-
-static void latch_wait(struct latch *l)
-{
-    pthread_mutex_lock(&l->lock);
-    while (!l->done)
-        pthread_cond_wait(&l->cond, &l->lock);
-    pthread_mutex_unlock(&l->lock);
-}
-
-static void latch_destroy(struct latch *l)
-{
-    pthread_cond_destroy(&l->cond);
-    pthread_mutex_destroy(&l->lock);
-}
-
-static void die(const char *what, int err)
-{
-    fprintf(stderr, "wisp-bench: %s: %s\n", what, strerror(-err));
-    exit(1);
-}
-
-/* Exit status 77: the run cannot be done in this build (ctest: skipped). */
-static void skip(const char *why)
-{
-    printf("skip: %s\n", why);
-    exit(77);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- countdown: n tasks each decrement; the last sets the latch ---------- */
-
-struct countdown {
-    _Atomic long left;
-    struct latch latch;
-};
-
-static void countdown_hit(struct countdown *c)
-{
-    if (atomic_fetch_sub_explicit(&c->left, 1, memory_order_acq_rel) == 1)
-        latch_set(&c->latch);
-}
 
 struct empty_task {
     struct countdown *c;
@@ -441,7 +375,7 @@ static double bench_fib(wisp_runtime_t *rt, long n, long *ops)
 
 /* ---- idle_cpu: CPU an idle runtime burns, per second of wall time --------- */
 
-static double cpu_seconds(void)
+double cpu_seconds(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -571,6 +505,13 @@ static const struct workload workloads[] = {
     { "fib", 30, bench_fib, NULL, NULL },
     { "idle_cpu", 2, NULL, bench_idle_cpu, "cpu_ms_per_s" },
     { "task_memory", 1000000, NULL, bench_task_memory, "overhead_bytes_per_task" },
+    { "socket_ping_pong", 100000, bench_socket_ping_pong, NULL, NULL },
+    { "file_read", 200000, bench_file_read, NULL, NULL },
+    { "timer_fire", 1000000, bench_timer_fire, NULL, NULL },
+    { "timer_cancel", 1000000, bench_timer_cancel, NULL, NULL },
+    { "idle_timers", 10000, NULL, bench_idle_timers, "cpu_ms_per_s" },
+    { "ring_wake", 2000, bench_ring_wake, NULL, NULL },
+    { "park_wake", 2000, bench_park_wake, NULL, NULL },
 };
 
 static void usage(void)
@@ -638,6 +579,8 @@ int main(int argc, char **argv)
     wisp_runtime_t *rt;
     wisp_runtime_config_t cfg = { .workers = (unsigned)threads };
     int err = wisp_runtime_new(&rt, &cfg);
+    if (err == -ENOSYS)
+        skip("the I/O backend asked for (WISP_IO) cannot be set up here");
     if (err)
         die("runtime", err);
     if (trace_path && (err = wisp_trace_start(rt, 0)) == -ENOTSUP)

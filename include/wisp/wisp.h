@@ -13,5 +13,6 @@
 #include <wisp/task.h>
 #include <wisp/metrics.h>
 #include <wisp/time.h>
+#include <wisp/io.h>
 
 #endif /* WISP_WISP_H */

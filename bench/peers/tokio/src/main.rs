@@ -1,12 +1,17 @@
 //! Tokio peer for wisp's benchmark suite.
 //!
-//! Runs the same six workloads as wisp's C benchmark on Tokio's multi-thread
-//! runtime (shapes follow tokio's `benches/rt_multi_threaded.rs`) and prints
-//! exactly one line per repetition:
+//! Runs the same workloads as wisp's C benchmark on Tokio's multi-thread
+//! runtime (the scheduler shapes follow tokio's `benches/rt_multi_threaded.rs`;
+//! the I/O and timer ones use `tokio::net`, `tokio::fs` and `tokio::time`)
+//! and prints exactly one line per repetition:
 //!
 //! ```text
 //! bench=WORKLOAD impl=tokio threads=N n=COUNT seconds=S ns_per_op=X
 //! ```
+//!
+//! (idle_timers prints `cpu_ms_per_s=X` instead of `ns_per_op`).  The six
+//! scheduler workloads run on a runtime without Tokio's I/O and time drivers,
+//! the others with both (`enable_all`).
 //!
 //! Usage: `wisp-bench-tokio WORKLOAD [--threads N] [--n COUNT] [--reps R]`
 //!
@@ -14,14 +19,17 @@
 //! 2 on an unknown workload or bad arguments.
 
 use std::future::Future;
+use std::io::SeekFrom;
 use std::pin::Pin;
 use std::process;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
+use tokio::time::Sleep;
 
 /// Iterations each `yield_many` task performs.
 const YIELDS_PER_TASK: u64 = 1_000;
@@ -297,6 +305,201 @@ fn fib_bench(rt: &Runtime, n: u64) -> f64 {
 }
 
 // ---------------------------------------------------------------------------
+// I/O and timer workloads
+// ---------------------------------------------------------------------------
+
+/// 7. Two tasks bounce 64 bytes `n` times over a Unix stream socketpair.
+fn socket_ping_pong(rt: &Runtime, n: u64) -> f64 {
+    let start = Instant::now();
+    rt.block_on(async move {
+        let (mut a, mut b) = tokio::net::UnixStream::pair().expect("socketpair");
+        let ta = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            for _ in 0..n {
+                a.write_all(&buf).await.expect("write");
+                a.read_exact(&mut buf).await.expect("read");
+            }
+        });
+        let tb = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            for _ in 0..n {
+                b.read_exact(&mut buf).await.expect("read");
+                b.write_all(&buf).await.expect("write");
+            }
+        });
+        ta.await.expect("side A panicked");
+        tb.await.expect("side B panicked");
+    });
+    start.elapsed().as_secs_f64()
+}
+
+const FILE_SIZE: u64 = 256 << 20;
+const BLOCK: u64 = 4096;
+const READERS: u64 = 64;
+
+/// The file of `file_read`: WISP_BENCH_FILE (as wisp-bench makes it if it
+/// is missing or short), read once so that it sits in the page cache.
+fn bench_file() -> String {
+    use std::io::{Read, Write};
+    let path = std::env::var("WISP_BENCH_FILE").unwrap_or_else(|_| "/tmp/wisp-bench-file".into());
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .open(&path)
+        .unwrap_or_else(|e| fail("file_read", format!("{path}: {e}")));
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut chunk = vec![0u8; 1 << 20];
+    if len < FILE_SIZE {
+        let mut x: u64 = 88172645463325252;
+        for _ in 0..FILE_SIZE >> 20 {
+            for c in chunk.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                c.copy_from_slice(&x.to_ne_bytes());
+            }
+            f.write_all(&chunk).unwrap_or_else(|e| fail("file_read", format!("{path}: {e}")));
+        }
+    }
+    let mut f = std::fs::File::open(&path).unwrap_or_else(|e| fail("file_read", format!("{e}")));
+    while f.read(&mut chunk).map(|k| k > 0).unwrap_or(false) {}
+    path
+}
+
+/// 8. 64 tasks read `n` 4 KiB blocks in all at random aligned offsets of a
+/// 256 MiB file in the page cache; each task opens the file, then seeks
+/// and reads.
+fn file_read(rt: &Runtime, n: u64) -> f64 {
+    let path = Arc::new(bench_file());
+    let start = Instant::now();
+    rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for i in 0..READERS {
+            let reads = n / READERS + u64::from(i < n % READERS);
+            let path = path.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut f = tokio::fs::File::open(path.as_str()).await.expect("open");
+                let mut buf = vec![0u8; BLOCK as usize];
+                let mut rng = 0x9E3779B97F4A7C15u64.wrapping_mul(i + 1);
+                for _ in 0..reads {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let off = rng % (FILE_SIZE / BLOCK) * BLOCK;
+                    f.seek(SeekFrom::Start(off)).await.expect("seek");
+                    f.read_exact(&mut buf).await.expect("read");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("reader panicked");
+        }
+    });
+    start.elapsed().as_secs_f64()
+}
+
+/// 9. `n` tasks, task i sleeps 1 + i % 10 ms; spawned from a task.
+fn timer_fire(rt: &Runtime, n: u64) -> f64 {
+    let latch = Latch::new(n as usize);
+    let start = Instant::now();
+    {
+        let latch = latch.clone();
+        rt.block_on(async move {
+            tokio::spawn(async move {
+                for i in 0..n {
+                    let latch = latch.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(1 + i % 10)).await;
+                        latch.count_down();
+                    });
+                }
+            });
+        });
+    }
+    latch.wait();
+    let secs = start.elapsed().as_secs_f64();
+    check_latch("timer_fire", &latch);
+    secs
+}
+
+/// Arms `n` sleeps, 1 to 10 s ahead of each one's arming: each is created
+/// in a vector that never grows past its capacity, and polled once there.
+struct ArmAll {
+    n: u64,
+    sleeps: Vec<Sleep>,
+}
+
+impl Future for ArmAll {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: ArmAll is never moved once polled (it is awaited in
+        // place), and the vector has room for all n sleeps, so none moves
+        // after its first poll.
+        let this = unsafe { self.get_unchecked_mut() };
+        for i in 0..this.n {
+            this.sleeps.push(tokio::time::sleep(Duration::from_secs(1 + i % 10)));
+            let s = unsafe { Pin::new_unchecked(this.sleeps.last_mut().unwrap()) };
+            if s.poll(cx).is_ready() {
+                fail("timer_cancel", format!("sleep {i} fired early"));
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
+/// 10. One task arms `n` sleeps 1 to 10 s ahead, polls each once, then drops
+/// them all.
+fn timer_cancel(rt: &Runtime, n: u64) -> f64 {
+    rt.block_on(rt.spawn(async move {
+        let start = Instant::now();
+        {
+            let mut arm = ArmAll { n, sleeps: Vec::with_capacity(n as usize) };
+            // SAFETY: pinned in this scope, never moved; dropped at its end
+            // with every sleep in it (the cancels are measured).
+            unsafe { Pin::new_unchecked(&mut arm) }.await;
+        }
+        start.elapsed().as_secs_f64()
+    }))
+    .expect("timer_cancel task panicked")
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// 11. `n` sleeps armed 60 s ahead, the runtime idle for 3 s: the CPU it
+/// burns, in ms per second (returned as the "extra" figure).
+fn idle_timers(rt: &Runtime, n: u64) -> f64 {
+    let armed = Arc::new(AtomicU64::new(0));
+    for _ in 0..n {
+        let armed = armed.clone();
+        rt.spawn(async move {
+            let sleep = tokio::time::sleep(Duration::from_secs(60));
+            armed.fetch_add(1, Ordering::Release);
+            sleep.await;
+        });
+    }
+    while armed.load(Ordering::Acquire) < n {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (c0, t0) = (cpu_seconds(), Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let (cpu, t) = (cpu_seconds() - c0, t0.elapsed().as_secs_f64());
+    IDLE_CPU_MS_PER_S.store((cpu * 1e3 / t * 10.0) as u64, Ordering::Relaxed);
+    t
+}
+
+/// idle_timers' figure (tenths of a ms per second).
+static IDLE_CPU_MS_PER_S: AtomicU64 = AtomicU64::new(0);
+
+// ---------------------------------------------------------------------------
 // Workload table and command line
 // ---------------------------------------------------------------------------
 
@@ -306,15 +509,22 @@ struct Workload {
     run: fn(&Runtime, u64) -> f64,
     /// Operations per repetition for a given `n` (the ns_per_op divisor).
     ops: fn(u64) -> u64,
+    /// Needs Tokio's I/O and time drivers.
+    drivers: bool,
 }
 
 const WORKLOADS: &[Workload] = &[
-    Workload { name: "spawn_many_local", default_n: 1_000_000, run: spawn_many_local, ops: |n| n },
-    Workload { name: "spawn_many_remote", default_n: 1_000_000, run: spawn_many_remote, ops: |n| n },
-    Workload { name: "yield_many", default_n: 200, run: yield_many, ops: |n| n.saturating_mul(YIELDS_PER_TASK) },
-    Workload { name: "ping_pong", default_n: 200_000, run: ping_pong, ops: |n| n },
-    Workload { name: "chained_spawn", default_n: 1_000_000, run: chained_spawn, ops: |n| n },
-    Workload { name: "fib", default_n: 30, run: fib_bench, ops: fib_tasks },
+    Workload { name: "spawn_many_local", default_n: 1_000_000, run: spawn_many_local, ops: |n| n, drivers: false },
+    Workload { name: "spawn_many_remote", default_n: 1_000_000, run: spawn_many_remote, ops: |n| n, drivers: false },
+    Workload { name: "yield_many", default_n: 200, run: yield_many, ops: |n| n.saturating_mul(YIELDS_PER_TASK), drivers: false },
+    Workload { name: "ping_pong", default_n: 200_000, run: ping_pong, ops: |n| n, drivers: false },
+    Workload { name: "chained_spawn", default_n: 1_000_000, run: chained_spawn, ops: |n| n, drivers: false },
+    Workload { name: "fib", default_n: 30, run: fib_bench, ops: fib_tasks, drivers: false },
+    Workload { name: "socket_ping_pong", default_n: 100_000, run: socket_ping_pong, ops: |n| n, drivers: true },
+    Workload { name: "file_read", default_n: 200_000, run: file_read, ops: |n| n, drivers: true },
+    Workload { name: "timer_fire", default_n: 1_000_000, run: timer_fire, ops: |n| n, drivers: true },
+    Workload { name: "timer_cancel", default_n: 1_000_000, run: timer_cancel, ops: |n| n, drivers: true },
+    Workload { name: "idle_timers", default_n: 10_000, run: idle_timers, ops: |_| 1, drivers: true },
 ];
 
 fn usage_error(msg: &str) -> ! {
@@ -379,8 +589,12 @@ fn main() {
     let w = args.workload;
 
     // One runtime per process, shared by all repetitions.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(args.threads);
+    if w.drivers {
+        builder.enable_all();
+    }
+    let rt = builder
         .build()
         .unwrap_or_else(|e| {
             eprintln!("wisp-bench-tokio: cannot build runtime: {e}");
@@ -390,6 +604,14 @@ fn main() {
     let ops = (w.ops)(args.n) as f64;
     for _ in 0..args.reps {
         let secs = (w.run)(&rt, args.n);
+        if w.name == "idle_timers" {
+            let x = IDLE_CPU_MS_PER_S.load(Ordering::Relaxed) as f64 / 10.0;
+            println!(
+                "bench={} impl=tokio threads={} n={} seconds={:.6} cpu_ms_per_s={:.1}",
+                w.name, args.threads, args.n, secs, x
+            );
+            continue;
+        }
         println!(
             "bench={} impl=tokio threads={} n={} seconds={:.6} ns_per_op={:.1}",
             w.name,
