@@ -94,6 +94,7 @@ void wisp__worker_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool sp
  * if none is searching (idle.c's table). */
 static void worker_offer(struct worker *w)
 {
+    w->kept_wake = false;
     wisp__lq_offer(&w->queue);
     wisp__idle_notify_one(&w->rt->idle);
 }
@@ -111,6 +112,8 @@ static void worker_offer_wakes(struct worker *w)
     w->wake_pending = false;
     if (wisp__deque_len(&w->queue.deque) >= 2)
         worker_offer(w);
+    else
+        w->kept_wake = true;
 }
 
 /* ---- finding work --------------------------------------------------------- */
@@ -223,6 +226,7 @@ static struct wisp_task *worker_search(struct worker *w)
         return NULL;
     uint64_t start = clock_now_ns(), now = start;
     w->search_start = start;
+    w->kept_wake = false; /* our queue is empty: nothing kept */
     while (now - start < SEARCH_NS) {
         struct wisp_task *t = steal ? worker_steal(w, now) : NULL;
         if (!t)
@@ -266,13 +270,17 @@ bool wisp__worker_any_work(struct wisp_runtime *rt)
     return false;
 }
 
-/* wisp__worker_any_work, except that a lone task on our own deque is ours
- * to run next, not work to hand on (worker_offer_wakes says why). */
+/* wisp__worker_any_work, except that a woken task we kept (the one task on
+ * our deque, not offered: worker_offer_wakes) is ours to run next, not work
+ * to hand on.  Any other lone task is handed on: work that came onto our
+ * deque while we searched (an injector batch) had its offer skipped
+ * because we were the searcher. */
 static bool worker_work_for_others(struct worker *w)
 {
     struct wisp_runtime *rt = w->rt;
     /* seq_cst loads throughout: R' of idle.c's table. */
-    if (injector_len(&rt->injector) || wisp__deque_len(&w->queue.deque) >= 2 ||
+    size_t own = wisp__deque_len(&w->queue.deque);
+    if (injector_len(&rt->injector) || own >= 2 || (own == 1 && !w->kept_wake) ||
         atomic_load_explicit(&w->queue.spawned, memory_order_seq_cst))
         return true;
     for (unsigned i = 0; i < rt->nworkers; i++)

@@ -143,6 +143,42 @@ START_TEST(spawn_from_busy_worker_unparks_another)
 }
 END_TEST
 
+/* Two tasks spawned from outside, the first busy until the second ran: a
+ * worker that takes both from the injector (one to run, one onto its deque)
+ * while it is the only searcher must hand the second on when its search
+ * ends, or nobody takes it (a regression: the searcher once kept any lone
+ * task of its own deque, as if it were a woken one). */
+struct pair_gate {
+    _Atomic long arrived;
+};
+
+static wisp_poll_t pair_poll(void *f, wisp_context_t *cx, void **out)
+{
+    (void)cx, (void)out;
+    struct pair_gate *g = *(struct pair_gate **)f;
+    atomic_fetch_add(&g->arrived, 1);
+    while (atomic_load(&g->arrived) < 2)
+        sched_yield();
+    return WISP_READY;
+}
+
+START_TEST(outside_pair_runs_side_by_side)
+{
+    /* a gate per round: a task may still be leaving the last round's */
+    static struct pair_gate gates[200];
+    wisp_runtime_t *rt = rt_new(2);
+    for (int i = 0; i < 200; i++) {
+        if (i % 4 == 0)
+            usleep(1000); /* now and then, from a parked pool */
+        struct pair_gate *gp = &gates[i];
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(wisp_spawn(rt, pair_poll, &gp, sizeof(gp), NULL, NULL), 0);
+        wait_for(&gp->arrived, 2, 10);
+    }
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
 /* ---- wakes and spawns from outside reach a parked pool ----------------- */
 
 START_TEST(outside_wake_reaches_parked_pool)
@@ -210,6 +246,7 @@ int main(void)
     tcase_add_test(tc, ping_pong_with_outside_thread);
     tcase_add_test(tc, idle_workers_all_park);
     tcase_add_test(tc, spawn_from_busy_worker_unparks_another);
+    tcase_add_test(tc, outside_pair_runs_side_by_side);
     tcase_add_test(tc, outside_wake_reaches_parked_pool);
     tcase_add_test(tc, outside_spawn_join_loops);
     suite_add_tcase(s, tc);
