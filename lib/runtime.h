@@ -40,7 +40,7 @@ struct worker {
     uint64_t rng;                          /* victim selection */
     bool searching;                        /* counted in idle.counts as searching */
     bool wake_pending;                     /* a wake pushed work to the deque in this poll */
-    bool kept_wake;                        /* worker.c: the deque's one task is a wake not offered */
+    bool offered_in_search;                /* worker.c: an offer made while we searched */
     pthread_t thread;
     bool started;
     struct task_cache cache;               /* task_cache.c: freed task blocks */

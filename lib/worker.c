@@ -94,7 +94,9 @@ void wisp__worker_schedule(struct wisp_runtime *rt, struct wisp_task *t, bool sp
  * if none is searching (idle.c's table). */
 static void worker_offer(struct worker *w)
 {
-    w->kept_wake = false;
+    /* While we search, idle.c skips the wake (a searcher, us, exists):
+     * worker_end_search hands the work on instead. */
+    w->offered_in_search |= w->searching;
     wisp__lq_offer(&w->queue);
     wisp__idle_notify_one(&w->rt->idle);
 }
@@ -112,8 +114,6 @@ static void worker_offer_wakes(struct worker *w)
     w->wake_pending = false;
     if (wisp__deque_len(&w->queue.deque) >= 2)
         worker_offer(w);
-    else
-        w->kept_wake = true;
 }
 
 /* ---- finding work --------------------------------------------------------- */
@@ -226,7 +226,6 @@ static struct wisp_task *worker_search(struct worker *w)
         return NULL;
     uint64_t start = clock_now_ns(), now = start;
     w->search_start = start;
-    w->kept_wake = false; /* our queue is empty: nothing kept */
     while (now - start < SEARCH_NS) {
         struct wisp_task *t = steal ? worker_steal(w, now) : NULL;
         if (!t)
@@ -270,17 +269,17 @@ bool wisp__worker_any_work(struct wisp_runtime *rt)
     return false;
 }
 
-/* wisp__worker_any_work, except that a woken task we kept (the one task on
- * our deque, not offered: worker_offer_wakes) is ours to run next, not work
- * to hand on.  Any other lone task is handed on: work that came onto our
- * deque while we searched (an injector batch) had its offer skipped
- * because we were the searcher. */
+/* wisp__worker_any_work, except that the one task on our own deque is ours
+ * to run next, not work to hand on (a woken task kept there:
+ * worker_offer_wakes), unless it came with an offer made while we searched
+ * (an injector batch, whose wake idle.c skipped because we were the
+ * searcher). */
 static bool worker_work_for_others(struct worker *w)
 {
     struct wisp_runtime *rt = w->rt;
     /* seq_cst loads throughout: R' of idle.c's table. */
     size_t own = wisp__deque_len(&w->queue.deque);
-    if (injector_len(&rt->injector) || own >= 2 || (own == 1 && !w->kept_wake) ||
+    if (injector_len(&rt->injector) || own >= 2 || (own == 1 && w->offered_in_search) ||
         atomic_load_explicit(&w->queue.spawned, memory_order_seq_cst))
         return true;
     for (unsigned i = 0; i < rt->nworkers; i++)
@@ -294,7 +293,9 @@ static void worker_end_search(struct worker *w)
     w->searching = false;
     /* The last searcher to find work hands the search on, so that further
      * queued work finds a worker (idle.c, row "last searcher"). */
-    if (wisp__idle_end_search(&w->rt->idle) && worker_work_for_others(w))
+    bool hand_on = wisp__idle_end_search(&w->rt->idle) && worker_work_for_others(w);
+    w->offered_in_search = false;
+    if (hand_on)
         wisp__idle_notify_one(&w->rt->idle);
 }
 
@@ -322,6 +323,7 @@ static void worker_park(struct worker *w)
     struct local_queue *q = &w->queue;
     wisp__idle_park_prepare(&rt->idle, &w->idle, w->searching);
     w->searching = false;
+    w->offered_in_search = false;
     /* The last check (R' of idle.c's table): work published before a
      * producer could see us parked, our own private slots, or shutdown. */
     if (wisp__worker_any_work(rt) || q->lifo || q->capped || q->yielded || runtime_is_shutdown(rt)) {
@@ -337,6 +339,8 @@ static void worker_park(struct worker *w)
         wisp__timer_unparked(&w->timers);
         TRACE(rt, w, TRACE_UNPARK, 0, 0);
         worker_count_busy(w, false);
+        if (w->wake_pending) /* the driver's events woke tasks while we slept */
+            worker_offer_wakes(w);
     }
     w->searching = true; /* whoever unparked us counted us as searching */
 }
