@@ -339,10 +339,10 @@ static void worker_park(struct worker *w)
         wisp__timer_unparked(&w->timers);
         TRACE(rt, w, TRACE_UNPARK, 0, 0);
         worker_count_busy(w, false);
-        if (w->wake_pending) /* the driver's events woke tasks while we slept */
-            worker_offer_wakes(w);
     }
     w->searching = true; /* whoever unparked us counted us as searching */
+    if (w->wake_pending) /* the driver's events woke tasks while we slept */
+        worker_offer_wakes(w);
 }
 
 /* Puts the calling worker on its CPU (config.cpus): the index-th CPU of
