@@ -258,15 +258,21 @@ static struct wisp_task *worker_next_task(struct worker *w)
 
 /* ---- the loop ------------------------------------------------------------- */
 
-bool wisp__worker_any_work(struct wisp_runtime *rt)
+/* Work queued on the injector or on any worker's queue but skip's. */
+static bool any_work_but(struct wisp_runtime *rt, const struct worker *skip)
 {
     /* seq_cst loads throughout: R' of idle.c's table. */
     if (injector_len(&rt->injector))
         return true;
     for (unsigned i = 0; i < rt->nworkers; i++)
-        if (wisp__lq_has_work(&rt->workers[i]->queue))
+        if (rt->workers[i] != skip && wisp__lq_has_work(&rt->workers[i]->queue))
             return true;
     return false;
+}
+
+bool wisp__worker_any_work(struct wisp_runtime *rt)
+{
+    return any_work_but(rt, NULL);
 }
 
 /* wisp__worker_any_work, except that the one task on our own deque is ours
@@ -276,16 +282,11 @@ bool wisp__worker_any_work(struct wisp_runtime *rt)
  * searcher). */
 static bool worker_work_for_others(struct worker *w)
 {
-    struct wisp_runtime *rt = w->rt;
     /* seq_cst loads throughout: R' of idle.c's table. */
     size_t own = wisp__deque_len(&w->queue.deque);
-    if (injector_len(&rt->injector) || own >= 2 || (own == 1 && w->offered_in_search) ||
-        atomic_load_explicit(&w->queue.spawned, memory_order_seq_cst))
-        return true;
-    for (unsigned i = 0; i < rt->nworkers; i++)
-        if (rt->workers[i] != w && wisp__lq_has_work(&rt->workers[i]->queue))
-            return true;
-    return false;
+    return own >= 2 || (own == 1 && w->offered_in_search) ||
+           atomic_load_explicit(&w->queue.spawned, memory_order_seq_cst) ||
+           any_work_but(w->rt, w);
 }
 
 static void worker_end_search(struct worker *w)
