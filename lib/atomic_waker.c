@@ -57,3 +57,41 @@ void wisp__atomic_waker_destroy(struct atomic_waker *aw)
 {
     wisp_waker_drop(&aw->waker);
 }
+
+/* ---- the public face (wisp/sync.h) ---- */
+
+#include <wisp/sync.h>
+
+_Static_assert(sizeof(struct atomic_waker) <= sizeof(wisp_atomic_waker_t),
+               "wisp_atomic_waker_t too small");
+_Static_assert(_Alignof(struct atomic_waker) <= _Alignof(wisp_atomic_waker_t),
+               "wisp_atomic_waker_t misaligned");
+
+void wisp_atomic_waker_init(wisp_atomic_waker_t *aw)
+{
+    if (aw)
+        atomic_waker_init((struct atomic_waker *)aw);
+}
+
+void wisp_atomic_waker_register(wisp_atomic_waker_t *aw, const wisp_waker_t *w)
+{
+    if (aw && w)
+        wisp__atomic_waker_register((struct atomic_waker *)aw, w);
+}
+
+void wisp_atomic_waker_wake(wisp_atomic_waker_t *aw)
+{
+    if (aw)
+        wisp__atomic_waker_wake((struct atomic_waker *)aw);
+}
+
+wisp_waker_t wisp_atomic_waker_take(wisp_atomic_waker_t *aw)
+{
+    return aw ? wisp__atomic_waker_take((struct atomic_waker *)aw) : WISP_WAKER_EMPTY;
+}
+
+void wisp_atomic_waker_destroy(wisp_atomic_waker_t *aw)
+{
+    if (aw)
+        wisp__atomic_waker_destroy((struct atomic_waker *)aw);
+}

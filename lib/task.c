@@ -288,7 +288,14 @@ bool wisp__task_run(struct wisp_task *t, struct worker *w)
     void *output = NULL;
     struct wisp_runtime *rt = t->kind->rt;
     TRACE(rt, w, TRACE_POLL_BEGIN, t, 0);
+#if WISP_DEBUG
+    const void *outer = wisp__debug_polling;
+    wisp__debug_polling = t;
+#endif
     wisp_poll_t res = t->kind->poll(task_future(t), &cx, &output);
+#if WISP_DEBUG
+    wisp__debug_polling = outer;
+#endif
     TRACE(rt, w, TRACE_POLL_END, t, res == WISP_READY);
     if (res == WISP_READY) {
         task_drop_future(t);

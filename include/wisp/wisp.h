@@ -14,5 +14,6 @@
 #include <wisp/metrics.h>
 #include <wisp/time.h>
 #include <wisp/io.h>
+#include <wisp/sync.h>
 
 #endif /* WISP_WISP_H */
