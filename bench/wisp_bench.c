@@ -10,7 +10,8 @@
  * an idle runtime: cpu_ms_per_s) and task_memory (n pending tasks with a
  * empty future: heap bytes per task, all runtime overhead).  The I/O and
  * timer workloads (socket_ping_pong, file_read, timer_fire, timer_cancel,
- * idle_timers) are in io_bench.c.
+ * idle_timers) are in io_bench.c; those of the sync primitives (ping_pong,
+ * ping_pong_rounds, chan_mpsc, mutex_contended) in sync_bench.c.
  * The same workloads exist for Tokio in bench/peers/tokio, written the same
  * way, so the two can be compared line by line. */
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include <wisp/wisp.h>
 
 #include "bench.h"
+#include "sync_bench.h"
 
 /* task_memory reads the statistics of the allocator wisp uses. */
 #if WISP_JEMALLOC
@@ -142,109 +144,6 @@ static double bench_yield_many(wisp_runtime_t *rt, long n, long *ops)
     }
     latch_wait(&c.latch);
     double t = now() - t0;
-    latch_destroy(&c.latch);
-    return t;
-}
-
-/* ---- ping_pong: two tasks bounce a counter n times through wakers --------- */
-
-/* The lock guarding each waker slot: the same algorithm as Rust's
- * std::sync::Mutex, which the Tokio peer uses (0 unlocked, 1 locked,
- * 2 locked with sleepers; lock is a CAS, unlock a swap), so the two
- * programs differ only in their runtime. */
-struct futex_mutex {
-    _Atomic uint32_t state;
-};
-
-static void futex_mutex_lock(struct futex_mutex *m)
-{
-    uint32_t s = 0;
-    if (atomic_compare_exchange_strong_explicit(&m->state, &s, 1, memory_order_acquire,
-                                                memory_order_relaxed))
-        return;
-    for (;;) {
-        if (atomic_exchange_explicit(&m->state, 2, memory_order_acquire) == 0)
-            return;
-        syscall(SYS_futex, (uint32_t *)&m->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
-    }
-}
-
-static void futex_mutex_unlock(struct futex_mutex *m)
-{
-    if (atomic_exchange_explicit(&m->state, 0, memory_order_release) == 2)
-        syscall(SYS_futex, (uint32_t *)&m->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-struct court {
-    _Atomic long counter;
-    long n;
-    struct futex_mutex slot_lock[2];
-    wisp_waker_t slot[2];
-    struct countdown *c;
-};
-
-struct side {
-    struct court *court;
-    int me;
-};
-
-static wisp_poll_t side_poll(void *f, wisp_context_t *cx, void **out)
-{
-    (void)out;
-    struct side *s = f;
-    struct court *ct = s->court;
-    int me = s->me, other = 1 - me;
-    for (;;) {
-        long c = atomic_load_explicit(&ct->counter, memory_order_acquire);
-        if (c >= ct->n) {
-            countdown_hit(ct->c);
-            return WISP_READY;
-        }
-        if (c % 2 == me) {
-            atomic_store_explicit(&ct->counter, c + 1, memory_order_release);
-            futex_mutex_lock(&ct->slot_lock[other]);
-            wisp_waker_t w = ct->slot[other];
-            ct->slot[other] = WISP_WAKER_EMPTY;
-            futex_mutex_unlock(&ct->slot_lock[other]);
-            wisp_waker_wake(&w);
-            continue;
-        }
-        futex_mutex_lock(&ct->slot_lock[me]);
-        wisp_waker_set(&ct->slot[me], wisp_context_waker(cx));
-        futex_mutex_unlock(&ct->slot_lock[me]);
-        c = atomic_load_explicit(&ct->counter, memory_order_acquire);
-        if (c % 2 != me && c < ct->n)
-            return WISP_PENDING;
-    }
-}
-
-static double bench_ping_pong(wisp_runtime_t *rt, long n, long *ops)
-{
-    *ops = n;
-    struct countdown c;
-    atomic_init(&c.left, 2);
-    latch_init(&c.latch);
-    struct court ct = { .n = n, .c = &c };
-    atomic_init(&ct.counter, 0);
-    for (int i = 0; i < 2; i++) {
-        atomic_init(&ct.slot_lock[i].state, 0);
-        ct.slot[i] = WISP_WAKER_EMPTY;
-    }
-    double t0 = now();
-    for (int i = 0; i < 2; i++) {
-        struct side s = { &ct, i };
-        int err = wisp_spawn(rt, side_poll, &s, sizeof(s), NULL, NULL);
-        if (err)
-            die("spawn", err);
-    }
-    latch_wait(&c.latch);
-    double t = now() - t0;
-    if (atomic_load(&ct.counter) != n) {
-        fprintf(stderr, "wisp-bench: ping_pong counter %ld != %ld\n", atomic_load(&ct.counter), n);
-        exit(1);
-    }
-    for (int i = 0; i < 2; i++)
-        wisp_waker_drop(&ct.slot[i]);
     latch_destroy(&c.latch);
     return t;
 }
@@ -501,6 +400,9 @@ static const struct workload workloads[] = {
     { "spawn_many_remote", 1000000, bench_spawn_many_remote, NULL, NULL },
     { "yield_many", 200, bench_yield_many, NULL, NULL },
     { "ping_pong", 200000, bench_ping_pong, NULL, NULL },
+    { "ping_pong_rounds", 100000, bench_ping_pong_rounds, NULL, NULL },
+    { "chan_mpsc", 1000000, bench_chan_mpsc, NULL, NULL },
+    { "mutex_contended", 1000000, bench_mutex_contended, NULL, NULL },
     { "chained_spawn", 1000000, bench_chained_spawn, NULL, NULL },
     { "fib", 30, bench_fib, NULL, NULL },
     { "idle_cpu", 2, NULL, bench_idle_cpu, "cpu_ms_per_s" },
