@@ -66,18 +66,25 @@ mkdir -p "$OUT"
 results=$OUT/results.txt
 : >"$results"
 
-WORKLOADS=(spawn_many_local spawn_many_remote yield_many ping_pong chained_spawn fib
+# ping_pong (pairs of tasks and oneshots, in rounds of 1,000), ping_pong_rounds,
+# chan_mpsc and mutex_contended measure the async sync primitives (wisp's
+# target: at most half Tokio's time on each).
+WORKLOADS=(spawn_many_local spawn_many_remote yield_many ping_pong ping_pong_rounds chan_mpsc
+    mutex_contended chained_spawn fib
     socket_ping_pong file_read timer_fire timer_cancel)
 declare -A SIZE=([spawn_many_local]=1000000 [spawn_many_remote]=1000000 [yield_many]=200
-    [ping_pong]=200000 [chained_spawn]=1000000 [fib]=30
+    [ping_pong]=200000 [ping_pong_rounds]=100000 [chan_mpsc]=1000000 [mutex_contended]=1000000
+    [chained_spawn]=1000000 [fib]=30
     [socket_ping_pong]=100000 [file_read]=50000 [timer_fire]=1000000 [timer_cancel]=1000000)
 if [ "$QUICK" = 1 ]; then
     SIZE=([spawn_many_local]=250000 [spawn_many_remote]=250000 [yield_many]=50
-        [ping_pong]=50000 [chained_spawn]=250000 [fib]=26
+        [ping_pong]=50000 [ping_pong_rounds]=25000 [chan_mpsc]=250000 [mutex_contended]=250000
+        [chained_spawn]=250000 [fib]=26
         [socket_ping_pong]=25000 [file_read]=20000 [timer_fire]=100000 [timer_cancel]=250000)
 fi
 # The I/O and timer workloads run on wisp (both backends: wisp_epoll is wisp
-# with WISP_IO=epoll) and Tokio; the scheduler ones on every runtime.
+# with WISP_IO=epoll) and Tokio; the scheduler and sync ones on every
+# runtime but wisp_epoll (those that cannot express one exit 3: "-").
 IO_WORKLOADS=" socket_ping_pong file_read timer_fire timer_cancel "
 IMPLS+=(wisp_epoll)
 BIN[wisp_epoll]=${BIN[wisp]}
@@ -224,6 +231,7 @@ LIB=$(cat bench/results.awk)
             printf "\n"
         }
     }' "$results"
+    echo "(targets: wisp time / tokio time <= 0.5 on ping_pong, ping_pong_rounds, chan_mpsc and mutex_contended)"
     echo
     echo "cost of metrics and tracing (wisp, ns per operation, median (min-max)):"
     awk "$LIB"'
@@ -256,7 +264,7 @@ END {
     nf = 0
     while ((getline line < factsfile) > 0) facts[++nf] = line
     ni = split(impls, I, " ")
-    split("#d9480f #1c7ed6 #2f9e44 #ae3ec9 #f59f00 #0ca678", C, " ")
+    split("#d9480f #1c7ed6 #2f9e44 #ae3ec9 #f59f00 #0ca678 #868e96", C, " ")
     bw = 16; gap = 34; gw = ni * bw + gap; left = 60; top = 50 + 14 * nf + 20; h = 260
     W = left + nb * gw + 40; if (W < 1000) W = 1000
     H = top + h + 110

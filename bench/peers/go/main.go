@@ -1,8 +1,10 @@
 // Command wisp-bench-go is the Go (goroutine) peer for wisp's benchmark suite.
 //
-// It runs the same six workloads as wisp's C benchmark (bench/wisp_bench.c)
-// and the Tokio peer (bench/peers/tokio) on Go's own scheduler, and prints
-// exactly one line per repetition:
+// It runs the scheduler workloads of wisp's C benchmark (bench/wisp_bench.c)
+// and the Tokio peer (bench/peers/tokio), and their channel and lock ones
+// (ping_pong_rounds, chan_mpsc, mutex_contended: Go channels and
+// sync.Mutex), on Go's own scheduler, and prints exactly one line per
+// repetition:
 //
 //	bench=WORKLOAD impl=go threads=N n=COUNT seconds=S ns_per_op=X
 //
@@ -22,6 +24,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -126,44 +129,185 @@ func yieldMany(n uint64) float64 {
 	return secs
 }
 
-// pingPongSide is one side of ping_pong. Each message on a channel is one
-// bounce and carries the number of bounces made so far. The side that
-// receives the n-th bounce records it and closes its outgoing channel, which
-// releases the other side from its receive.
-func pingPongSide(in <-chan uint64, out chan<- uint64, first bool, n uint64,
-	final *uint64, c *countdown) {
-	if first {
-		out <- 1
-	}
-	for {
-		k, ok := <-in
-		if !ok {
-			break // the other side received the last bounce
+// pingsPerRound is the number of pinger/ponger pairs per ping_pong round
+// (Tokio's NUM_PINGS).
+const pingsPerRound = 1000
+
+// 4. ping_pong in the shape of Tokio's rt_multi_threaded bench, n pairs in
+// rounds of pingsPerRound. Per round the main goroutine starts a root
+// goroutine; the root starts the pingers; each pinger makes two "oneshots"
+// (channels of capacity 1), starts a ponger that receives on the first and
+// answers on the second, sends on the first and receives the answer; the
+// pinger that takes the round's countdown to zero releases the main
+// goroutine. A last round of n % pingsPerRound pairs makes up an n that is
+// not a multiple, so exactly n pairs run.
+func pingPong(n uint64) float64 {
+	var pongs uint64
+	start := time.Now()
+	for left := n; left > 0; {
+		pings := left
+		if pings > pingsPerRound {
+			pings = pingsPerRound
 		}
-		if k >= n {
-			atomic.StoreUint64(final, k)
-			close(out)
-			break
-		}
-		out <- k + 1
+		left -= pings
+		c := newCountdown(int64(pings))
+		go func() {
+			for i := uint64(0); i < pings; i++ {
+				go func() {
+					ping := make(chan struct{}, 1)
+					pong := make(chan struct{}, 1)
+					go func() {
+						<-ping
+						atomic.AddUint64(&pongs, 1)
+						pong <- struct{}{}
+					}()
+					ping <- struct{}{}
+					<-pong
+					c.hit()
+				}()
+			}
+		}()
+		c.wait()
 	}
-	c.hit()
+	secs := time.Since(start).Seconds()
+	if got := atomic.LoadUint64(&pongs); got != n {
+		fail("ping_pong", "%d pongs, expected %d", got, n)
+	}
+	return secs
 }
 
-// 4. Two goroutines bounce a counter through two unbuffered channels until
-// n handoffs have been made.
-func pingPong(n uint64) float64 {
+// 4b. ping_pong_rounds: two goroutines, started by a root goroutine, make n
+// round trips over two unbuffered channels: ping sends the value, pong
+// receives it and sends it back plus one, ping receives it.
+func pingPongRounds(n uint64) float64 {
 	c := newCountdown(2)
 	var final uint64
-	ab := make(chan uint64) // a -> b
-	ba := make(chan uint64) // b -> a
+	ping := make(chan uint64) // ping -> pong
+	pong := make(chan uint64) // pong -> ping
 	start := time.Now()
-	go pingPongSide(ba, ab, true, n, &final, c)
-	go pingPongSide(ab, ba, false, n, &final, c)
+	go func() {
+		go func() {
+			v := uint64(0)
+			for i := uint64(0); i < n; i++ {
+				ping <- v
+				v = <-pong
+			}
+			atomic.StoreUint64(&final, v)
+			c.hit()
+		}()
+		go func() {
+			for i := uint64(0); i < n; i++ {
+				pong <- <-ping + 1
+			}
+			c.hit()
+		}()
+	}()
 	c.wait()
 	secs := time.Since(start).Seconds()
 	if got := atomic.LoadUint64(&final); got != n {
-		fail("ping_pong", "counter is %d, expected %d", got, n)
+		fail("ping_pong_rounds", "value is %d, expected %d", got, n)
+	}
+	return secs
+}
+
+// mpscProducers and mpscCapacity: chan_mpsc's producers and its channel's
+// buffer.
+const (
+	mpscProducers = 4
+	mpscCapacity  = 1024
+)
+
+// 4c. chan_mpsc: mpscProducers goroutines send n uint64s in all (producer p
+// sends p, p+4, p+8, ... below n: n/4 each, the first n%4 one more) into
+// one channel buffered to mpscCapacity; one consumer goroutine receives
+// until the last producer to finish closes the channel.
+func chanMpsc(n uint64) float64 {
+	type result struct{ count, sum uint64 }
+	done := make(chan result)
+	start := time.Now()
+	go func() {
+		ch := make(chan uint64, mpscCapacity)
+		go func() {
+			var r result
+			for v := range ch {
+				r.count++
+				r.sum += v
+			}
+			done <- r
+		}()
+		producing := int64(mpscProducers)
+		for p := uint64(0); p < mpscProducers; p++ {
+			go func(p uint64) {
+				for v := p; v < n; v += mpscProducers {
+					ch <- v
+				}
+				if atomic.AddInt64(&producing, -1) == 0 {
+					close(ch)
+				}
+			}(p)
+		}
+	}()
+	r := <-done
+	secs := time.Since(start).Seconds()
+	// Every value in 0..n once: n(n-1)/2, modulo 2^64 as the consumer sums.
+	var want uint64
+	if n%2 == 0 {
+		want = n / 2 * (n - 1)
+	} else {
+		want = (n - 1) / 2 * n
+	}
+	if r.count != n || r.sum != want {
+		fail("chan_mpsc", "received %d values summing to %d, expected %d summing to %d",
+			r.count, r.sum, n, want)
+	}
+	return secs
+}
+
+// mutexTasks and mutexYieldEvery: mutex_contended's goroutines, and how
+// many acquisitions each makes between two yields.
+const (
+	mutexTasks      = 8
+	mutexYieldEvery = 64
+)
+
+// 4d. mutex_contended: mutexTasks goroutines take one sync.Mutex n times in
+// all (n/8 each, the first n%8 once more), increment the counter it
+// guards, and runtime.Gosched after every mutexYieldEvery-th acquisition
+// (with the lock released). Go has no async mutex: sync.Mutex spins a
+// little, then parks the goroutine on a runtime semaphore (not a thread),
+// and hands the lock over directly only in its starvation mode; this is
+// the nearest Go shape, not the same primitive as tokio::sync::Mutex.
+func mutexContended(n uint64) float64 {
+	var mu sync.Mutex
+	var counter uint64
+	c := newCountdown(mutexTasks)
+	start := time.Now()
+	go func() {
+		for i := uint64(0); i < mutexTasks; i++ {
+			takes := n / mutexTasks
+			if i < n%mutexTasks {
+				takes++
+			}
+			go func() {
+				for k := uint64(1); k <= takes; k++ {
+					mu.Lock()
+					counter++
+					mu.Unlock()
+					if k%mutexYieldEvery == 0 {
+						runtime.Gosched()
+					}
+				}
+				c.hit()
+			}()
+		}
+	}()
+	c.wait()
+	secs := time.Since(start).Seconds()
+	mu.Lock()
+	got := counter
+	mu.Unlock()
+	if got != n {
+		fail("mutex_contended", "counter is %d, expected %d", got, n)
 	}
 	return secs
 }
@@ -244,6 +388,9 @@ var workloads = []workload{
 	{"spawn_many_remote", 1_000_000, spawnManyRemote, identity},
 	{"yield_many", 200, yieldMany, func(n uint64) uint64 { return n * yieldsPerTask }},
 	{"ping_pong", 200_000, pingPong, identity},
+	{"ping_pong_rounds", 100_000, pingPongRounds, identity},
+	{"chan_mpsc", 1_000_000, chanMpsc, identity},
+	{"mutex_contended", 1_000_000, mutexContended, identity},
 	{"chained_spawn", 1_000_000, chainedSpawn, identity},
 	{"fib", 30, fibBench, fibCalls},
 }

@@ -16,7 +16,9 @@
  *
  * Not applicable (print "skip openmp WORKLOAD: <reason>" on stderr, exit 3):
  *   spawn_many_remote  tasks can only be created by threads of the team;
- *   ping_pong          OpenMP has no async tasks or wakers;
+ *   ping_pong, ping_pong_rounds, chan_mpsc, mutex_contended
+ *                      OpenMP has no async tasks, wakers, channels or
+ *                      mutexes (omp_set_lock blocks the thread);
  *   yield_many         with GCC's libgomp, "omp taskyield" is a no-op
  *                      (GOMP_taskyield just returns), so there is no yield to
  *                      measure.  Built with another OpenMP runtime (e.g.
@@ -221,6 +223,9 @@ static const struct workload workloads[] = {
     { "yield_many", 200, bench_yield_many, NULL },
 #endif
     { "ping_pong", 200000, NULL, "OpenMP has no async tasks or wakers to bounce between" },
+    { "ping_pong_rounds", 100000, NULL, "OpenMP has no async tasks or channels to bounce a value over" },
+    { "chan_mpsc", 1000000, NULL, "OpenMP has no async channel: a task cannot wait for a message without blocking its thread" },
+    { "mutex_contended", 1000000, NULL, "OpenMP has no async mutex: omp_set_lock blocks the thread" },
     { "chained_spawn", 1000000, bench_chained_spawn, NULL },
     { "fib", 30, bench_fib, NULL },
 };

@@ -16,8 +16,9 @@
 // Root work that forks uses a task_group (run = spawn onto the current
 // worker's deque, wait = help execute until the group is done).
 //
-// TBB is a fork-join task scheduler, not an async runtime: it has no yield
-// and no wakers, so yield_many and ping_pong print
+// TBB is a fork-join task scheduler, not an async runtime: it has no yield,
+// no wakers and no async channels or mutexes, so yield_many, ping_pong,
+// ping_pong_rounds, chan_mpsc and mutex_contended print
 // "skip tbb WORKLOAD: <reason>" on stderr and exit 3.
 //
 // Exit status: 0 on success, 1 if a workload produced a wrong result,
@@ -240,6 +241,10 @@ const Workload workloads[] = {
     { "spawn_many_remote", 1000000, spawn_many_remote, nullptr },
     { "yield_many", 200, nullptr, "TBB tasks run to completion; there is no task yield" },
     { "ping_pong", 200000, nullptr, "TBB has no async tasks or wakers to bounce between" },
+    { "ping_pong_rounds", 100000, nullptr, "TBB has no async tasks or channels to bounce a value over" },
+    { "chan_mpsc", 1000000, nullptr,
+      "TBB has no async channel: concurrent_bounded_queue::pop blocks the thread" },
+    { "mutex_contended", 1000000, nullptr, "TBB has no async mutex: its mutexes block or spin the thread" },
     { "chained_spawn", 1000000, chained_spawn, nullptr },
     { "fib", 30, fib_bench, nullptr },
 };

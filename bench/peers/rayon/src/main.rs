@@ -10,10 +10,11 @@
 //!
 //! Usage: `wisp-bench-rayon WORKLOAD [--threads N] [--n COUNT] [--reps R]`
 //!
-//! Rayon is a fork-join pool, not an async runtime: it has no wakers (so no
-//! `ping_pong`) and the packaged rayon-core (1.10) has no `yield_now`
-//! (added in rayon-core 1.11), so no `yield_many`. Those workloads print
-//! `skip rayon WORKLOAD: <reason>` on stderr and exit 3.
+//! Rayon is a fork-join pool, not an async runtime: it has no wakers and no
+//! async channels or mutexes (so no `ping_pong`, `ping_pong_rounds`,
+//! `chan_mpsc` or `mutex_contended`) and the packaged rayon-core (1.10) has
+//! no `yield_now` (added in rayon-core 1.11), so no `yield_many`. Those
+//! workloads print `skip rayon WORKLOAD: <reason>` on stderr and exit 3.
 //!
 //! Exit status: 0 on success, 1 if a workload produced a wrong result,
 //! 2 on an unknown workload or bad arguments, 3 if the workload does not
@@ -224,6 +225,24 @@ const WORKLOADS: &[Workload] = &[
         name: "ping_pong",
         default_n: 200_000,
         run: Run::Skip("rayon has no async tasks or wakers to bounce between"),
+        ops: |n| n,
+    },
+    Workload {
+        name: "ping_pong_rounds",
+        default_n: 100_000,
+        run: Run::Skip("rayon has no async tasks or channels to bounce a value over"),
+        ops: |n| n,
+    },
+    Workload {
+        name: "chan_mpsc",
+        default_n: 1_000_000,
+        run: Run::Skip("rayon has no async channel: a task cannot wait for a message without blocking its thread"),
+        ops: |n| n,
+    },
+    Workload {
+        name: "mutex_contended",
+        default_n: 1_000_000,
+        run: Run::Skip("rayon has no async mutex: std's Mutex blocks the thread"),
         ops: |n| n,
     },
     Workload { name: "chained_spawn", default_n: 1_000_000, run: Run::Bench(chained_spawn), ops: |n| n },

@@ -2,16 +2,18 @@
 //!
 //! Runs the same workloads as wisp's C benchmark on Tokio's multi-thread
 //! runtime (the scheduler shapes follow tokio's `benches/rt_multi_threaded.rs`;
-//! the I/O and timer ones use `tokio::net`, `tokio::fs` and `tokio::time`)
-//! and prints exactly one line per repetition:
+//! the channel and lock ones use `tokio::sync`; the I/O and timer ones use
+//! `tokio::net`, `tokio::fs` and `tokio::time`) and prints exactly one line
+//! per repetition:
 //!
 //! ```text
 //! bench=WORKLOAD impl=tokio threads=N n=COUNT seconds=S ns_per_op=X
 //! ```
 //!
 //! (idle_timers prints `cpu_ms_per_s=X` instead of `ns_per_op`).  The six
-//! scheduler workloads run on a runtime without Tokio's I/O and time drivers,
-//! the others with both (`enable_all`).
+//! scheduler workloads and the three `tokio::sync` ones (ping_pong_rounds,
+//! chan_mpsc, mutex_contended) run on a runtime without Tokio's I/O and time
+//! drivers, the others with both (`enable_all`).
 //!
 //! Usage: `wisp-bench-tokio WORKLOAD [--threads N] [--n COUNT] [--reps R]`
 //!
@@ -24,7 +26,7 @@ use std::pin::Pin;
 use std::process;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -156,82 +158,186 @@ fn yield_many(rt: &Runtime, n: u64) -> f64 {
     secs
 }
 
-/// State shared by the two `ping_pong` sides.
-struct PingPong {
-    /// Number of bounces done so far; side `c % 2` owns the next one.
-    counter: AtomicU64,
-    /// `slots[i]` holds side i's waker while it waits for its turn.
-    slots: [Mutex<Option<Waker>>; 2],
-}
+/// Pinger/ponger pairs per `ping_pong` round (Tokio's `NUM_PINGS`).
+const PINGS_PER_ROUND: u64 = 1_000;
 
-/// One side of `ping_pong`: a hand-written future that advances the shared
-/// counter whenever it is its turn and wakes the peer after each bounce.
-struct Side {
-    shared: Arc<PingPong>,
-    /// 0 for task A (even counter values), 1 for task B (odd ones).
-    me: u64,
-    /// Total number of bounces.
-    n: u64,
-}
-
-impl Future for Side {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let me = self.me as usize;
-        let peer = 1 - me;
-        let sh = &*self.shared;
-        loop {
-            let c = sh.counter.load(Ordering::Acquire);
-            if c >= self.n {
-                return Poll::Ready(());
-            }
-            if c % 2 == self.me {
-                // My turn: bounce, then wake the peer if it is parked.
-                sh.counter.store(c + 1, Ordering::Release);
-                if let Some(w) = sh.slots[peer].lock().unwrap().take() {
-                    w.wake();
-                }
-                continue;
-            }
-            // Not my turn: register the waker, then re-check so a bounce
-            // that raced with the registration is not lost. The peer takes
-            // our slot under the same mutex after its store, so either it
-            // sees our waker or we see its store here.
-            *sh.slots[me].lock().unwrap() = Some(cx.waker().clone());
-            let c = sh.counter.load(Ordering::Acquire);
-            if c % 2 != self.me && c < self.n {
-                return Poll::Pending;
-            }
-            // It became our turn (or the game ended) meanwhile: go again.
-        }
-    }
-}
-
-/// 4. Two tasks hand a turn back and forth `n` times.
+/// 4. Tokio's own `rt_multi_threaded` ping_pong, `n` pairs in rounds of
+/// [`PINGS_PER_ROUND`]. Per round the outside thread spawns a root task
+/// through `block_on`; the root spawns the pingers; each pinger makes two
+/// oneshots, spawns a ponger that awaits the first and answers on the
+/// second, sends on the first and awaits the answer; the pinger that takes
+/// the round's `remaining` counter to zero signals the outside thread over a
+/// `std::sync::mpsc::sync_channel`, which it `recv()`s. A last round of
+/// `n % PINGS_PER_ROUND` pairs makes up an `n` that is not a multiple, so
+/// exactly `n` pairs run.
 fn ping_pong(rt: &Runtime, n: u64) -> f64 {
-    let shared = Arc::new(PingPong {
-        counter: AtomicU64::new(0),
-        slots: [Mutex::new(None), Mutex::new(None)],
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let remaining = Arc::new(AtomicU64::new(0));
+    let pongs = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let pings = left.min(PINGS_PER_ROUND);
+        left -= pings;
+        remaining.store(pings, Ordering::Relaxed);
+        let (done_tx, remaining, pongs) = (done_tx.clone(), remaining.clone(), pongs.clone());
+        rt.block_on(async move {
+            tokio::spawn(async move {
+                for _ in 0..pings {
+                    let (done_tx, remaining, pongs) = (done_tx.clone(), remaining.clone(), pongs.clone());
+                    tokio::spawn(async move {
+                        let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
+                        let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
+                        tokio::spawn(async move {
+                            rx1.await.expect("ping_pong: ping lost");
+                            pongs.fetch_add(1, Ordering::Relaxed);
+                            tx2.send(()).expect("ping_pong: pinger gone");
+                        });
+                        tx1.send(()).expect("ping_pong: ponger gone");
+                        rx2.await.expect("ping_pong: pong lost");
+                        // AcqRel: the last pinger sees every pong counted.
+                        if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            done_tx.send(()).expect("ping_pong: main thread gone");
+                        }
+                    });
+                }
+            });
+        });
+        done_rx.recv().expect("ping_pong: round never ended");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let got = pongs.load(Ordering::Acquire);
+    if got != n {
+        fail("ping_pong", format!("{got} pongs, expected {n}"));
+    }
+    secs
+}
+
+/// 4b. `ping_pong_rounds`: one pair of tasks makes `n` round trips over two
+/// `tokio::sync::mpsc` channels of capacity 1: ping sends the value, pong
+/// receives it and sends it back plus one, ping receives it.
+fn ping_pong_rounds(rt: &Runtime, n: u64) -> f64 {
+    let start = Instant::now();
+    let got = rt.block_on(async move {
+        // A root task on a worker spawns both sides and joins them.
+        let root = tokio::spawn(async move {
+            let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
+            let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
+            let ping = tokio::spawn(async move {
+                let mut v = 0u64;
+                for _ in 0..n {
+                    ping_tx.send(v).await.expect("ping_pong_rounds: pong gone");
+                    v = pong_rx.recv().await.expect("ping_pong_rounds: pong gone");
+                }
+                v
+            });
+            let pong = tokio::spawn(async move {
+                for _ in 0..n {
+                    let v = ping_rx.recv().await.expect("ping_pong_rounds: ping gone");
+                    pong_tx.send(v + 1).await.expect("ping_pong_rounds: ping gone");
+                }
+            });
+            let v = ping.await.expect("ping_pong_rounds: ping panicked");
+            pong.await.expect("ping_pong_rounds: pong panicked");
+            v
+        });
+        root.await.expect("ping_pong_rounds root task panicked")
     });
+    let secs = start.elapsed().as_secs_f64();
+    if got != n {
+        fail("ping_pong_rounds", format!("value is {got}, expected {n}"));
+    }
+    secs
+}
+
+/// Producers of `chan_mpsc`.
+const MPSC_PRODUCERS: u64 = 4;
+/// Capacity of `chan_mpsc`'s channel.
+const MPSC_CAPACITY: usize = 1_024;
+
+/// 4c. `chan_mpsc`: [`MPSC_PRODUCERS`] tasks send `n` u64s in all (producer
+/// p sends p, p + 4, p + 8, ... below n: n / 4 each, the first n % 4 one
+/// more) into one bounded `tokio::sync::mpsc` channel of capacity
+/// [`MPSC_CAPACITY`]; one consumer task receives until every sender is gone.
+fn chan_mpsc(rt: &Runtime, n: u64) -> f64 {
+    let start = Instant::now();
+    let (count, sum) = rt.block_on(async move {
+        // A root task on a worker spawns the consumer and the producers.
+        let root = tokio::spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(MPSC_CAPACITY);
+            let consumer = tokio::spawn(async move {
+                let (mut count, mut sum) = (0u64, 0u64);
+                while let Some(v) = rx.recv().await {
+                    count += 1;
+                    sum = sum.wrapping_add(v);
+                }
+                (count, sum)
+            });
+            for p in 0..MPSC_PRODUCERS {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut v = p;
+                    while v < n {
+                        tx.send(v).await.expect("chan_mpsc: consumer gone");
+                        v += MPSC_PRODUCERS;
+                    }
+                });
+            }
+            drop(tx); // the channel closes when the last producer is done
+            consumer.await.expect("chan_mpsc consumer panicked")
+        });
+        root.await.expect("chan_mpsc root task panicked")
+    });
+    let secs = start.elapsed().as_secs_f64();
+    // Every value in 0..n once: n(n-1)/2, modulo 2^64 as the consumer sums.
+    let want = (u128::from(n) * u128::from(n.saturating_sub(1)) / 2) as u64;
+    if count != n || sum != want {
+        fail("chan_mpsc", format!("received {count} values summing to {sum}, expected {n} summing to {want}"));
+    }
+    secs
+}
+
+/// Tasks of `mutex_contended`.
+const MUTEX_TASKS: u64 = 8;
+/// `mutex_contended` tasks yield after every this many acquisitions.
+const MUTEX_YIELD_EVERY: u64 = 64;
+
+/// 4d. `mutex_contended`: [`MUTEX_TASKS`] tasks take one
+/// `tokio::sync::Mutex<u64>` `n` times in all (n / 8 each, the first n % 8
+/// once more), increment the counter it guards, and `yield_now` after every
+/// [`MUTEX_YIELD_EVERY`]-th acquisition (with the lock released).
+fn mutex_contended(rt: &Runtime, n: u64) -> f64 {
+    let mutex = Arc::new(tokio::sync::Mutex::new(0u64));
     let start = Instant::now();
     {
-        let shared = shared.clone();
+        let mutex = mutex.clone();
         rt.block_on(async move {
-            // A root task on a worker spawns both sides and joins them.
+            // A root task on a worker spawns the tasks and joins them.
             let root = tokio::spawn(async move {
-                let a = tokio::spawn(Side { shared: shared.clone(), me: 0, n });
-                let b = tokio::spawn(Side { shared, me: 1, n });
-                a.await.expect("ping_pong side A panicked");
-                b.await.expect("ping_pong side B panicked");
+                let mut tasks = Vec::new();
+                for i in 0..MUTEX_TASKS {
+                    let takes = n / MUTEX_TASKS + u64::from(i < n % MUTEX_TASKS);
+                    let mutex = mutex.clone();
+                    tasks.push(tokio::spawn(async move {
+                        for k in 1..=takes {
+                            *mutex.lock().await += 1;
+                            if k % MUTEX_YIELD_EVERY == 0 {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                    }));
+                }
+                for t in tasks {
+                    t.await.expect("mutex_contended task panicked");
+                }
             });
-            root.await.expect("ping_pong root task panicked");
+            root.await.expect("mutex_contended root task panicked");
         });
     }
     let secs = start.elapsed().as_secs_f64();
-    let c = shared.counter.load(Ordering::Acquire);
-    if c != n {
-        fail("ping_pong", format!("counter is {c}, expected {n}"));
+    let got = *mutex.try_lock().expect("mutex_contended: mutex still held");
+    if got != n {
+        fail("mutex_contended", format!("counter is {got}, expected {n}"));
     }
     secs
 }
@@ -518,6 +624,9 @@ const WORKLOADS: &[Workload] = &[
     Workload { name: "spawn_many_remote", default_n: 1_000_000, run: spawn_many_remote, ops: |n| n, drivers: false },
     Workload { name: "yield_many", default_n: 200, run: yield_many, ops: |n| n.saturating_mul(YIELDS_PER_TASK), drivers: false },
     Workload { name: "ping_pong", default_n: 200_000, run: ping_pong, ops: |n| n, drivers: false },
+    Workload { name: "ping_pong_rounds", default_n: 100_000, run: ping_pong_rounds, ops: |n| n, drivers: false },
+    Workload { name: "chan_mpsc", default_n: 1_000_000, run: chan_mpsc, ops: |n| n, drivers: false },
+    Workload { name: "mutex_contended", default_n: 1_000_000, run: mutex_contended, ops: |n| n, drivers: false },
     Workload { name: "chained_spawn", default_n: 1_000_000, run: chained_spawn, ops: |n| n, drivers: false },
     Workload { name: "fib", default_n: 30, run: fib_bench, ops: fib_tasks, drivers: false },
     Workload { name: "socket_ping_pong", default_n: 100_000, run: socket_ping_pong, ops: |n| n, drivers: true },
