@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "atomic_waker.h"
 #include "parker.h"
 #include "runtime.h"
 
@@ -38,8 +39,7 @@ static void *task_alloc(size_t bytes)
 /* The DEALLOC action: s is the final word (no references left). */
 static void task_dealloc(struct wisp_task *t, uint64_t s)
 {
-    if (s & TASK_AWAITER)
-        wisp_waker_drop(&t->awaiter);
+    wisp_waker_drop(&t->awaiter); /* a waker registered and never taken */
     size_t size = ((size_t)(s >> TASK_UNITS_SHIFT) & TASK_UNITS_MAX) * 16;
     struct worker *w = wisp__worker_current();
     if (!w || !wisp__task_cache_put(&w->cache, t, size))
@@ -58,49 +58,45 @@ void wisp__task_unref(struct wisp_task *t, uint64_t refs)
         task_dealloc(t, st.next);
 }
 
-/* ---- the awaiter slot (AWAIT_*) ------------------------------------------- */
+/* ---- the awaiter slot: an atomic waker on bits 6, 7, 9 of the state word ---- */
 
-/* The FINISH action NOTIFY: take the awaiter's waker and wake it, unless the
- * registrant holds the slot (it then sees FINISHED and empties it). */
+static inline struct aw_ref task_awaiter(struct wisp_task *t)
+{
+    return (struct aw_ref){ &t->state, TASK_AW_REG, TASK_AW_WAKE, TASK_AW_HAS, &t->awaiter };
+}
+
+/* The FINISH action NOTIFY: take the awaiter's waker and wake it. */
 static void task_notify_awaiter(struct wisp_task *t)
 {
-    /* acquire: pairs with the registrant's release in AWAIT_UNLOCK, so the
-     * waker it stored is visible. */
-    if (ts_update(&t->state, ts_await_take, 0, memory_order_acquire).action != TS_TAKE)
-        return;
-    wisp_waker_t w = t->awaiter;
-    t->awaiter = WISP_WAKER_EMPTY;
-    /* release: our slot write happens before the next locker's reads
-     * (AWAIT_LOCK's acquire). */
-    ts_await_release_apply(&t->state, memory_order_release);
+    wisp_waker_t w = wisp__aw_take(task_awaiter(t));
     wisp_waker_wake(&w);
 }
 
-/* TS_PENDING: w (or an equivalent waker) will be woken when the task
- * finishes.  TS_READY: finished.  TS_MISUSE: the handle is gone. */
-static inline __attribute__((always_inline)) enum ts_action
-task_register_awaiter(struct wisp_task *t, const wisp_waker_t *w)
+/* 1: w (or an equivalent waker) will be woken when the task finishes.
+ * 0: finished.  -EINVAL: the handle is gone. */
+static inline __attribute__((always_inline)) int task_register_awaiter(struct wisp_task *t,
+                                                                       const wisp_waker_t *w)
 {
-    /* acquire: on READY, pairs with the finisher's release in FINISH (the
-     * output and the drop's effects). */
-    struct ts_step st = ts_update(&t->state, ts_await_lock, 0, memory_order_acquire);
-    if (st.action != TS_LOCKED)
-        return st.action;
-    if (!(st.prev & TASK_AWAITER))
-        t->awaiter = wisp_waker_clone(w);
-    else
-        wisp_waker_set(&t->awaiter, w);
-    /* acq_rel: release publishes the slot to the finisher's AWAIT_TAKE;
-     * acquire on READY as above. */
-    st = ts_update(&t->state, ts_await_unlock, 0, memory_order_acq_rel);
-    if (st.action == TS_PENDING)
-        return TS_PENDING;
-    /* Finished meanwhile: we kept LOCKED, so a finisher that saw AWAITER
-     * (from an earlier registration) backed off; the slot is ours to empty. */
-    wisp_waker_drop(&t->awaiter);
-    /* release: the slot write happens before dealloc's read. */
-    ts_await_release_apply(&t->state, memory_order_release);
-    return TS_READY;
+    /* acquire: on FINISHED, pairs with the finisher's release in FINISH
+     * (the output and the drop's effects). */
+    uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (!(s & TASK_HANDLE))
+        return -EINVAL;
+    if (s & TASK_FINISHED)
+        return 0;
+    wisp__aw_register(task_awaiter(t), w);
+    /* acquire: as above.  The registration and FINISH are on this one
+     * word: either FINISH came first and we see it here, or the
+     * finisher's take (after FINISH) finds our waker. */
+    s = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (!(s & TASK_FINISHED))
+        return 1;
+    /* Finished meanwhile: empty the slot ourselves (the waker may be
+     * wisp_join's thread-local one, which must not outlive this call),
+     * unless the finisher's take has it (wisp_join then quiesces). */
+    wisp_waker_t mine = wisp__aw_take(task_awaiter(t));
+    wisp_waker_drop(&mine);
+    return 0;
 }
 
 /* ---- finishing -------------------------------------------------------------- */
@@ -141,7 +137,7 @@ static void task_finish(struct wisp_task *t, bool completed, void *output, uint6
         owned_refs++;
     t->output = output;
     /* acq_rel: release publishes the output and the drop's effects to join
-     * handles (AWAIT_LOCK's and wisp_join_is_finished's acquire); acquire in
+     * handles (task_register_awaiter's and wisp_join_is_finished's acquire); acquire in
      * case we free the task. */
     struct ts_step st = ts_update(&t->state, ts_finish, TS_FINISH_ARG(completed, owned_refs),
                                   memory_order_acq_rel);
@@ -153,7 +149,8 @@ static void task_finish(struct wisp_task *t, bool completed, void *output, uint6
     }
     if (st.action == TS_NOTIFY) {
         task_notify_awaiter(t);
-        wisp__task_unref(t, owned_refs);
+        if (owned_refs) /* 0: an abort by the handle's holder, whose reference it uses */
+            wisp__task_unref(t, owned_refs);
     } else if (st.action == TS_DEALLOC) {
         task_dealloc(t, st.next);
     }
@@ -465,10 +462,10 @@ wisp_poll_t wisp_join_poll(wisp_join_t *join, wisp_context_t *cx, int *status, v
         struct wisp_task *t = (struct wisp_task *)join;
         static const wisp_waker_t empty = WISP_WAKER_EMPTY;
         const wisp_waker_t *w = wisp_context_waker(cx);
-        enum ts_action a = task_register_awaiter(t, w ? w : &empty);
-        if (a == TS_PENDING)
+        int a = task_register_awaiter(t, w ? w : &empty);
+        if (a == 1)
             return WISP_PENDING;
-        if (a == TS_READY)
+        if (a == 0)
             st = task_take_result(t, &out);
     }
     if (status)
@@ -520,13 +517,13 @@ int wisp_join(wisp_join_t *join, void **output)
     if (!wisp_join_is_finished(join)) {
         /* The thread's join parker: no allocation (parker.h). */
         wisp_waker_t w = wisp__join_waker();
-        enum ts_action a;
-        while ((a = task_register_awaiter(t, &w)) == TS_PENDING)
+        int a;
+        while ((a = task_register_awaiter(t, &w)) == 1)
             wisp__join_park();
         /* A finisher may still be waking our waker: wait until it is done
          * with it, so that this thread may exit once we return. */
         wisp__join_quiesce();
-        if (a == TS_MISUSE) {
+        if (a < 0) {
             if (output)
                 *output = NULL;
             return -EINVAL;

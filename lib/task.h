@@ -32,7 +32,7 @@ struct wisp_task {
      * pending closes: a task is in at most one of them at a time. */
     struct wisp_task *next;
     struct wisp_task *reg_prev, *reg_next; /* registry list, under its shard lock */
-    wisp_waker_t awaiter;                  /* guarded by LOCKED / AWAITER */
+    wisp_waker_t awaiter;                  /* the atomic waker's slot: state bits AW_* */
     /* the future's copy follows, aligned for max_align_t */
 };
 

@@ -14,11 +14,12 @@
  *   bit 4   FINISHED    the future has been dropped; COMPLETED/CLOSED are
  *                       final; join handles report from here on
  *   bit 5   HANDLE      a join handle exists
- *   bit 6   AWAITER     the awaiter slot holds a waker
- *   bit 7   LOCKED      the awaiter slot is being written or taken
+ *   bit 6   AW_REG      } the awaiter slot's atomic waker (atomic_waker.h:
+ *   bit 7   AW_WAKE     } REGISTERING, WAKING, HAS); only FINISH reads them
  *   bit 8   REGISTERED  listed in the registry (the task went idle once)
- *   bits 9..19   the registry shard it is listed in
- *   bits 20..31  allocation size in 16-byte units (0: too large to record)
+ *   bit 9   AW_HAS      } (AW_HAS), no transition here writes them
+ *   bits 10..20  the registry shard it is listed in
+ *   bits 21..31  allocation size in 16-byte units (0: too large to record)
  *   bits 32..63  reference count
  *
  * Invariants of a word anyone can see (ts_valid): COMPLETED and CLOSED
@@ -44,9 +45,9 @@
  * it returns the new word, whether to store it, and the action the caller
  * must perform.  Its preconditions are ts_allowed's, asserted in WISP_DEBUG
  * builds.  task.c applies every transition through ts_update (a CAS loop),
- * except the three whose new word is the old one plus or minus a constant,
- * whatever the old one was: REF_INC, REF_DEC and AWAIT_RELEASE are one
- * fetch-op each (ts_ref_inc, ts_ref_dec, ts_await_release_apply), and the
+ * except the two whose new word is the old one plus or minus a constant,
+ * whatever the old one was: REF_INC and REF_DEC are one fetch-op each
+ * (ts_ref_inc, ts_ref_dec), and the
  * pure function of the old word they return is checked against it in
  * debug builds.
  * tests/test_state_table.c drives every (state, event) pair the word
@@ -60,7 +61,7 @@
  *   TO_IDLE        RUNNING, REGISTERED        CLOSED: unchanged               CLOSE
  *                                             SCHEDULED: -RUNNING             REQUEUE
  *                                             else: -RUNNING, -1 ref          IDLE
- *   FINISH(c, n)   RUNNING                    -RUNNING -SCHEDULED +FINISHED,  NOTIFY if AWAITER
+ *   FINISH(c, n)   RUNNING                    -RUNNING -SCHEDULED +FINISHED,  NOTIFY if AW_HAS
  *                                             +COMPLETED (c, not CLOSED) or   (refs kept), else
  *                                             +CLOSED; -n refs unless NOTIFY  DEALLOC at 0
  *   WAKE_BY_REF    one ref held               done: unchanged, no store       NOTHING
@@ -83,23 +84,20 @@
  *   REF_DEC(n)     n refs held, uncounted     -n refs                         DEALLOC at 0
  *   RELEASE_HANDLE any                        HANDLE: -HANDLE -1 ref          DEALLOC at 0
  *                                             else: no store                  MISUSE
- *   AWAIT_LOCK     not LOCKED unless FINISHED no HANDLE: no store             MISUSE
- *                                             FINISHED: no store              READY
- *                                             else: +LOCKED                   LOCKED
- *   AWAIT_UNLOCK   HANDLE, LOCKED             FINISHED: no store (keep LOCK)  READY
- *                                             else: -LOCKED +AWAITER          PENDING
- *   AWAIT_TAKE     FINISHED                   AWAITER, not LOCKED: +LOCKED    TAKE
- *                                             else: no store                  NOTHING
- *   AWAIT_RELEASE  LOCKED                     -LOCKED -AWAITER                NOTHING
  * ("done": COMPLETED, CLOSED or FINISHED; "idle": none of SCHEDULED,
  * RUNNING, done.)
  *
- * The awaiter slot (AWAIT_*): the join handle's holder locks the slot to
- * register a waker, the finisher (after FINISHED) locks it to take the
- * waker and wake it.  A registrant that finds FINISHED when it unlocks
- * keeps the lock and empties the slot itself, so a finisher that saw
- * AWAITER from an earlier registration backs off (AWAIT_TAKE finds LOCKED)
- * and the waker is released exactly once. */
+ * The awaiter slot: the join handle's holder registers a waker there, and
+ * the finisher takes and wakes it, by the atomic waker's protocol
+ * (atomic_waker.h) on bits 6 and 7 of this word.  FINISHED and the
+ * registration live in one word, so their order is that word's order: a
+ * registrant re-reads FINISHED after registering, the finisher takes the
+ * slot after FINISH; one of them sees the other (no Dekker pair).  FINISH
+ * keeps the finisher's references when the slot holds a waker (AW_HAS:
+ * NOTIFY): the task must outlive the take and the wake, which a handle
+ * released at that moment would not guarantee.  A registration still under
+ * way (AW_REG) needs nothing: its registrant holds the handle's reference,
+ * sees FINISHED when it re-reads the word, and empties the slot itself. */
 #ifndef WISP_TASK_STATE_H
 #define WISP_TASK_STATE_H
 
@@ -117,15 +115,16 @@
 #define TASK_CLOSED (UINT64_C(1) << 3)
 #define TASK_FINISHED (UINT64_C(1) << 4)
 #define TASK_HANDLE (UINT64_C(1) << 5)
-#define TASK_AWAITER (UINT64_C(1) << 6)
-#define TASK_LOCKED (UINT64_C(1) << 7)
+#define TASK_AW_REG (UINT64_C(1) << 6)
+#define TASK_AW_WAKE (UINT64_C(1) << 7)
 #define TASK_REGISTERED (UINT64_C(1) << 8)
-#define TASK_FLAG_BITS 9
+#define TASK_AW_HAS (UINT64_C(1) << 9)
+#define TASK_FLAG_BITS 10
 #define TASK_FLAGS ((UINT64_C(1) << TASK_FLAG_BITS) - 1)
-#define TASK_SHARD_SHIFT 9
+#define TASK_SHARD_SHIFT 10
 #define TASK_SHARD_BITS 11
-#define TASK_UNITS_SHIFT 20
-#define TASK_UNITS_BITS 12
+#define TASK_UNITS_SHIFT 21
+#define TASK_UNITS_BITS 11
 #define TASK_REF_SHIFT 32
 #define TASK_REF_ONE (UINT64_C(1) << TASK_REF_SHIFT)
 #define TASK_REF_MAX (UINT32_MAX - 1)
@@ -190,10 +189,6 @@ enum ts_event {
     TS_REF_INC,
     TS_REF_DEC,
     TS_RELEASE_HANDLE,
-    TS_AWAIT_LOCK,
-    TS_AWAIT_UNLOCK,
-    TS_AWAIT_TAKE,
-    TS_AWAIT_RELEASE,
     TS_EVENTS
 };
 
@@ -210,12 +205,8 @@ enum ts_action {
                   * references that were kept for it */
     TS_DEALLOC,  /* the last reference is gone: free the task */
     TS_BUSY,     /* CLAIM_IDLE: another thread owns it; try again later */
-    TS_MISUSE,   /* RELEASE_HANDLE, ABORT, AWAIT_LOCK: the handle was
-                  * released already (a caller's error, reported) */
-    TS_READY,    /* AWAIT_*: the task is finished: take its result */
-    TS_LOCKED,   /* AWAIT_LOCK: the slot is ours to write */
-    TS_PENDING,  /* AWAIT_UNLOCK: registered; a finisher will wake it */
-    TS_TAKE,     /* AWAIT_TAKE: the slot is ours: take the waker, wake it */
+    TS_MISUSE,   /* RELEASE_HANDLE, ABORT: the handle was released
+                  * already (a caller's error, reported) */
 };
 
 struct ts_step {
@@ -249,8 +240,6 @@ static inline bool ts_allowed(enum ts_event ev, uint64_t s, uint64_t arg)
         return refs >= 1;
     case TS_ABORT:
         return refs >= 1;
-    case TS_AWAIT_LOCK: /* the handle's holder never holds the lock here */
-        return refs >= 1 && !((s & TASK_HANDLE) && (s & TASK_LOCKED) && !(s & TASK_FINISHED));
     case TS_CLAIM_IDLE:
         return (s & TASK_REGISTERED) != 0;
     case TS_REGISTER:
@@ -260,12 +249,6 @@ static inline bool ts_allowed(enum ts_event ev, uint64_t s, uint64_t arg)
         return arg >= 1 && refs >= ts_counted_refs(s) + arg;
     case TS_RELEASE_HANDLE:
         return true;
-    case TS_AWAIT_UNLOCK:
-        return (s & TASK_HANDLE) && (s & TASK_LOCKED);
-    case TS_AWAIT_TAKE:
-        return (s & TASK_FINISHED) != 0;
-    case TS_AWAIT_RELEASE:
-        return (s & TASK_LOCKED) != 0;
     case TS_EVENTS:
         break;
     }
@@ -313,7 +296,7 @@ static inline struct ts_step ts_finish(uint64_t s, uint64_t arg)
     bool ok = (arg & 1) && !(s & TASK_CLOSED);
     uint64_t next = (s & ~(TASK_RUNNING | TASK_SCHEDULED)) | TASK_FINISHED |
                     (ok ? TASK_COMPLETED : TASK_CLOSED);
-    if (s & TASK_AWAITER) /* the references wait until the awaiter is woken */
+    if (s & TASK_AW_HAS) /* the references wait until the awaiter is woken */
         return ts_store(next, TS_NOTIFY);
     return ts_drop_refs(next - (arg >> 1) * TASK_REF_ONE);
 }
@@ -410,44 +393,6 @@ static inline struct ts_step ts_release_handle(uint64_t s, uint64_t arg)
     return ts_drop_refs(s - TASK_HANDLE - TASK_REF_ONE);
 }
 
-static inline struct ts_step ts_await_lock(uint64_t s, uint64_t arg)
-{
-    WISP_ASSERT(ts_allowed(TS_AWAIT_LOCK, s, arg));
-    (void)arg;
-    if (!(s & TASK_HANDLE)) /* the handle was released already */
-        return ts_keep(s, TS_MISUSE);
-    if (s & TASK_FINISHED)
-        return ts_keep(s, TS_READY);
-    /* Only a finisher takes LOCKED besides us, and only after FINISHED
-     * (ts_allowed). */
-    return ts_store(s | TASK_LOCKED, TS_LOCKED);
-}
-
-static inline struct ts_step ts_await_unlock(uint64_t s, uint64_t arg)
-{
-    WISP_ASSERT(ts_allowed(TS_AWAIT_UNLOCK, s, arg));
-    (void)arg;
-    if (s & TASK_FINISHED) /* keep LOCKED: we empty the slot ourselves */
-        return ts_keep(s, TS_READY);
-    return ts_store((s & ~TASK_LOCKED) | TASK_AWAITER, TS_PENDING);
-}
-
-static inline struct ts_step ts_await_take(uint64_t s, uint64_t arg)
-{
-    WISP_ASSERT(ts_allowed(TS_AWAIT_TAKE, s, arg));
-    (void)arg;
-    if (!(s & TASK_AWAITER) || (s & TASK_LOCKED)) /* empty, or the registrant has it */
-        return ts_keep(s, TS_NOTHING);
-    return ts_store(s | TASK_LOCKED, TS_TAKE);
-}
-
-static inline struct ts_step ts_await_release(uint64_t s, uint64_t arg)
-{
-    WISP_ASSERT(ts_allowed(TS_AWAIT_RELEASE, s, arg));
-    (void)arg;
-    return ts_store(s & ~(TASK_AWAITER | TASK_LOCKED), TS_NOTHING);
-}
-
 /* Every transition by its event (the table test drives them through this). */
 static inline struct ts_step ts_transition(enum ts_event ev, uint64_t s, uint64_t arg)
 {
@@ -464,10 +409,6 @@ static inline struct ts_step ts_transition(enum ts_event ev, uint64_t s, uint64_
     case TS_REF_INC: return ts_ref_inc_step(s, arg);
     case TS_REF_DEC: return ts_ref_dec_step(s, arg);
     case TS_RELEASE_HANDLE: return ts_release_handle(s, arg);
-    case TS_AWAIT_LOCK: return ts_await_lock(s, arg);
-    case TS_AWAIT_UNLOCK: return ts_await_unlock(s, arg);
-    case TS_AWAIT_TAKE: return ts_await_take(s, arg);
-    case TS_AWAIT_RELEASE: return ts_await_release(s, arg);
     case TS_EVENTS: break;
     }
     abort();
@@ -507,15 +448,6 @@ static inline void ts_ref_inc(_Atomic uint64_t *word)
     if (unlikely(task_refs(s) >= TASK_REF_MAX))
         abort();
     WISP_ASSERT(ts_ref_inc_step(s, 0).next == s + TASK_REF_ONE);
-}
-
-/* AWAIT_RELEASE as a fetch-and.  The caller holds LOCKED, so AWAITER and
- * LOCKED are exactly what the transition clears. */
-static inline void ts_await_release_apply(_Atomic uint64_t *word, memory_order order)
-{
-    uint64_t s = atomic_fetch_and_explicit(word, ~(TASK_AWAITER | TASK_LOCKED), order);
-    WISP_ASSERT(ts_await_release(s, 0).next == (s & ~(TASK_AWAITER | TASK_LOCKED)));
-    (void)s;
 }
 
 /* REF_DEC(n) as a fetch-sub; the step is REF_DEC's on the old word.

@@ -20,9 +20,8 @@
 #define CLOS TASK_CLOSED
 #define FIN TASK_FINISHED
 #define HAND TASK_HANDLE
-#define AWT TASK_AWAITER
-#define LOCK TASK_LOCKED
 #define REG TASK_REGISTERED
+#define AWH TASK_AW_HAS
 #define DONE (COMP | CLOS | FIN)
 
 /* ---- this test's table ------------------------------------------------------ */
@@ -55,13 +54,13 @@ static const struct row to_idle[] = {
     END };
 /* FINISH: the completed bit decides COMPLETED vs CLOSED (two tables). */
 static const struct row finish_ok[] = {
-    { AWT | CLOS, AWT | CLOS, FIN, RUN | SCHED, 0, 1, TS_NOTIFY },
-    { AWT, AWT, FIN | COMP, RUN | SCHED, 0, 1, TS_NOTIFY },
+    { AWH | CLOS, AWH | CLOS, FIN, RUN | SCHED, 0, 1, TS_NOTIFY },
+    { AWH, AWH, FIN | COMP, RUN | SCHED, 0, 1, TS_NOTIFY },
     { CLOS, CLOS, FIN, RUN | SCHED, REFS_ARG, 1, DROP },
     { 0, 0, FIN | COMP, RUN | SCHED, REFS_ARG, 1, DROP },
     END };
 static const struct row finish_closed[] = {
-    { AWT, AWT, FIN | CLOS, RUN | SCHED, 0, 1, TS_NOTIFY },
+    { AWH, AWH, FIN | CLOS, RUN | SCHED, 0, 1, TS_NOTIFY },
     { 0, 0, FIN | CLOS, RUN | SCHED, REFS_ARG, 1, DROP },
     END };
 static const struct row wake_by_ref[] = {
@@ -113,23 +112,6 @@ static const struct row release_handle[] = {
     { HAND, 0, 0, 0, 0, 0, TS_MISUSE },
     { 0, 0, 0, HAND, -1, 1, DROP },
     END };
-static const struct row await_lock[] = {
-    { HAND, 0, 0, 0, 0, 0, TS_MISUSE },
-    { FIN, FIN, 0, 0, 0, 0, TS_READY },
-    { 0, 0, LOCK, 0, 0, 1, TS_LOCKED },
-    END };
-static const struct row await_unlock[] = {
-    { FIN, FIN, 0, 0, 0, 0, TS_READY },
-    { 0, 0, AWT, LOCK, 0, 1, TS_PENDING },
-    END };
-static const struct row await_take[] = {
-    { AWT | LOCK, AWT, LOCK, 0, 0, 1, TS_TAKE },
-    { 0, 0, 0, 0, 0, 0, TS_NOTHING },
-    END };
-static const struct row await_release[] = {
-    { 0, 0, 0, AWT | LOCK, 0, 1, TS_NOTHING },
-    END };
-
 /* Which pairs the word allows (the "from" column), written out again. */
 static bool spec_allowed(enum ts_event ev, uint64_t s, uint64_t arg)
 {
@@ -150,10 +132,6 @@ static bool spec_allowed(enum ts_event ev, uint64_t s, uint64_t arg)
     case TS_REF_INC: return refs >= 1;
     case TS_REF_DEC: return arg >= 1 && refs >= held + arg;
     case TS_RELEASE_HANDLE: return true;
-    case TS_AWAIT_LOCK: return refs >= 1 && !((s & HAND) && (s & LOCK) && !fin);
-    case TS_AWAIT_UNLOCK: return (s & HAND) && (s & LOCK);
-    case TS_AWAIT_TAKE: return fin;
-    case TS_AWAIT_RELEASE: return (s & LOCK) != 0;
     default: return false;
     }
 }
@@ -173,10 +151,6 @@ static const struct row *spec_rows(enum ts_event ev, uint64_t arg)
     case TS_REF_INC: return ref_inc;
     case TS_REF_DEC: return ref_dec;
     case TS_RELEASE_HANDLE: return release_handle;
-    case TS_AWAIT_LOCK: return await_lock;
-    case TS_AWAIT_UNLOCK: return await_unlock;
-    case TS_AWAIT_TAKE: return await_take;
-    case TS_AWAIT_RELEASE: return await_release;
     default: return NULL;
     }
 }
@@ -304,9 +278,6 @@ START_TEST(helpers_apply_the_pure_functions)
     ck_assert(!st.store);
     ck_assert_int_eq(st.action, TS_MISUSE); /* no handle */
     ck_assert_uint_eq(atomic_load(&word), make_state(FIN | COMP, 1));
-    atomic_store(&word, make_state(FIN | COMP | LOCK | AWT | HAND, 2));
-    ts_await_release_apply(&word, memory_order_release);
-    ck_assert_uint_eq(atomic_load(&word), make_state(FIN | COMP | HAND, 2));
     atomic_store(&word, make_state(0, 1));
     st = ts_ref_dec(&word, 1);
     ck_assert_int_eq(st.action, TS_DEALLOC);
