@@ -14,6 +14,10 @@
 
 #include <wisp/sync.h>
 
+/* Where a select starts: a per-thread counter, so that a select made
+ * afresh each round (the usual loop) does not favour branch 0. */
+static _Thread_local size_t select_seed;
+
 static void branch_drop(wisp_branch_t *b)
 {
     if (b->poll && b->drop)
@@ -31,9 +35,10 @@ int wisp_select_init(wisp_select_t *s, wisp_branch_t *branches, size_t n, unsign
             return -EINVAL;
     s->branches = branches;
     s->n = n;
-    s->start = 0;
+    s->start = n ? select_seed++ % n : 0;
     s->winner = -1;
     s->flags = flags;
+    s->output = NULL;
     return 0;
 }
 
@@ -42,7 +47,7 @@ wisp_poll_t wisp_select_poll(void *ps, wisp_context_t *cx, void **output)
     wisp_select_t *s = ps;
     if (s->winner >= 0 || s->n == 0) {
         if (output)
-            *output = NULL;
+            *output = s->output;
         return WISP_READY;
     }
     size_t start = s->flags & WISP_SELECT_BIASED ? 0 : s->start;
@@ -57,6 +62,7 @@ wisp_poll_t wisp_select_poll(void *ps, wisp_context_t *cx, void **output)
         if (b->poll(b->future, cx, &out) == WISP_PENDING)
             continue;
         s->winner = (long)i;
+        s->output = out;
         for (size_t j = 0; j < s->n; j++)
             if (j != i)
                 branch_drop(&s->branches[j]);

@@ -25,14 +25,15 @@
 
 #include "debug.h"
 #include "alloc.h"
-#include "lock.h"
+#include "spin.h"
 #include "waitq.h"
 
 struct bcast {
-    struct wisp__lock lock;
+    struct spin lock;
     size_t cap;
     uint64_t tail;          /* messages sent so far */
     size_t senders, receivers;
+    unsigned busy;          /* droppers inside an unlocked window (sync_chan.c) */
     struct waitq q;
     wisp_clone_fn clone_msg;
     wisp_drop_fn drop_msg;
@@ -71,10 +72,10 @@ static int bcast_rx_new(struct bcast *ch, wisp_bcast_rx_t **out)
         return -ENOMEM;
     rx->ch = ch;
     rx->missed = 0;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     rx->next = ch->tail;
     ch->receivers++;
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     *out = rx;
     return 0;
 }
@@ -93,7 +94,7 @@ int wisp_bcast_new(wisp_bcast_tx_t **tx, wisp_bcast_rx_t **rx, size_t capacity,
     if (!ch)
         return -ENOMEM;
     memset(ch, 0, sizeof(*ch));
-    lock_init(&ch->lock);
+    spin_init(&ch->lock);
     ch->cap = capacity;
     ch->senders = 1;
     ch->clone_msg = clone_msg;
@@ -118,9 +119,9 @@ wisp_bcast_tx_t *wisp_bcast_tx_clone(wisp_bcast_tx_t *tx)
     struct bcast *ch = (struct bcast *)tx;
     if (!ch)
         return NULL;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     ch->senders++;
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     return tx;
 }
 
@@ -136,12 +137,13 @@ void wisp_bcast_tx_drop(wisp_bcast_tx_t *tx)
         return;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     bool last = --ch->senders == 0;
+    ch->busy++;
     if (last)
         wake_everyone(ch, &wl);
-    bool free_it = last && ch->receivers == 0;
-    lock_release(&ch->lock);
+    bool free_it = --ch->busy == 0 && ch->senders == 0 && ch->receivers == 0;
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     if (free_it)
         bcast_free(ch);
@@ -152,9 +154,9 @@ void wisp_bcast_rx_drop(wisp_bcast_rx_t *rx)
     if (!rx)
         return;
     struct bcast *ch = rx->ch;
-    lock_acquire(&ch->lock);
-    bool free_it = --ch->receivers == 0 && ch->senders == 0;
-    lock_release(&ch->lock);
+    spin_acquire(&ch->lock);
+    bool free_it = --ch->receivers == 0 && ch->senders == 0 && ch->busy == 0;
+    spin_release(&ch->lock);
     alloc_free(rx);
     if (free_it)
         bcast_free(ch);
@@ -167,9 +169,9 @@ int wisp_bcast_send(wisp_bcast_tx_t *tx, void *msg, size_t *receivers)
         return -EINVAL;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     if (ch->receivers == 0) {
-        lock_release(&ch->lock);
+        spin_release(&ch->lock);
         return -EPIPE;
     }
     size_t slot = ch->tail % ch->cap;
@@ -180,7 +182,7 @@ int wisp_bcast_send(wisp_bcast_tx_t *tx, void *msg, size_t *receivers)
     if (receivers)
         *receivers = ch->receivers;
     waitq_notify_before(&ch->q, &wl, &ch->lock, gen, 0);
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     if (overwrite && ch->drop_msg)
         ch->drop_msg(old);
@@ -210,9 +212,9 @@ int wisp_bcast_try_recv(wisp_bcast_rx_t *rx, void **msg)
 {
     if (!rx || !msg)
         return -EINVAL;
-    lock_acquire(&rx->ch->lock);
+    spin_acquire(&rx->ch->lock);
     int r = bcast_take(rx, msg);
-    lock_release(&rx->ch->lock);
+    spin_release(&rx->ch->lock);
     return r;
 }
 
@@ -243,7 +245,7 @@ wisp_poll_t wisp_bcast_recv_poll(void *pf, wisp_context_t *cx, void **output)
             f->status = -EINVAL;
         } else {
             struct bcast *ch = f->rx->ch;
-            lock_acquire(&ch->lock);
+            spin_acquire(&ch->lock);
             if (waiter_state(&f->node) == WAITER_QUEUED)
                 waitq_remove(&ch->q, &f->node);
             int r = bcast_take(f->rx, &msg);
@@ -251,10 +253,10 @@ wisp_poll_t wisp_bcast_recv_poll(void *pf, wisp_context_t *cx, void **output)
                 waiter_set_waker(&f->node, cx);
                 f->node.gen = ch->tail;
                 waitq_push_back(&ch->q, &f->node);
-                lock_release(&ch->lock);
+                spin_release(&ch->lock);
                 return WISP_PENDING;
             }
-            lock_release(&ch->lock);
+            spin_release(&ch->lock);
             f->status = r;
         }
         waiter_set_state(&f->node, WAITER_DONE);
@@ -271,10 +273,10 @@ void wisp_bcast_recv_drop(void *pf)
     uint32_t st = waiter_state(&f->node);
     if (f->rx && (st == WAITER_QUEUED || st == WAITER_NOTIFIED)) {
         struct bcast *ch = f->rx->ch;
-        lock_acquire(&ch->lock);
+        spin_acquire(&ch->lock);
         if (waiter_state(&f->node) == WAITER_QUEUED)
             waitq_remove(&ch->q, &f->node);
-        lock_release(&ch->lock);
+        spin_release(&ch->lock);
     }
     waiter_set_state(&f->node, WAITER_DONE);
     wisp_waker_drop(&f->node.waker);
@@ -283,11 +285,12 @@ void wisp_bcast_recv_drop(void *pf)
 /* ==== watch ==== */
 
 struct watch {
-    struct wisp__lock lock;
+    struct spin lock;
     void *value;
     uint64_t version;
     bool tx_gone;
     size_t receivers;
+    unsigned busy;          /* the sender's drop inside an unlocked window */
     struct waitq q;
     wisp_clone_fn clone_msg;
     wisp_drop_fn drop_msg;
@@ -318,10 +321,10 @@ static int watch_rx_new(struct watch *ch, uint64_t seen, bool set_seen, wisp_wat
     if (!rx)
         return -ENOMEM;
     rx->ch = ch;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     rx->seen = set_seen ? seen : ch->version;
     ch->receivers++;
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     *out = rx;
     return 0;
 }
@@ -337,7 +340,7 @@ int wisp_watch_new(wisp_watch_tx_t **tx, wisp_watch_rx_t **rx, void *initial,
     if (!ch)
         return -ENOMEM;
     memset(ch, 0, sizeof(*ch));
-    lock_init(&ch->lock);
+    spin_init(&ch->lock);
     ch->value = initial;
     ch->clone_msg = clone_msg;
     ch->drop_msg = drop_msg;
@@ -360,9 +363,9 @@ int wisp_watch_rx_clone(wisp_watch_rx_t *rx, wisp_watch_rx_t **out)
 {
     if (!rx || !out)
         return -EINVAL;
-    lock_acquire(&rx->ch->lock);
+    spin_acquire(&rx->ch->lock);
     uint64_t seen = rx->seen;
-    lock_release(&rx->ch->lock);
+    spin_release(&rx->ch->lock);
     return watch_rx_new(rx->ch, seen, true, out);
 }
 
@@ -373,16 +376,16 @@ int wisp_watch_send(wisp_watch_tx_t *tx, void *value)
         return -EINVAL;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     if (ch->receivers == 0) {
-        lock_release(&ch->lock);
+        spin_release(&ch->lock);
         return -EPIPE;
     }
     void *old = ch->value;
     ch->value = value;
     uint64_t gen = ++ch->version;
     waitq_notify_before(&ch->q, &wl, &ch->lock, gen, 0);
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     if (ch->drop_msg)
         ch->drop_msg(old);
@@ -396,11 +399,12 @@ void wisp_watch_tx_drop(wisp_watch_tx_t *tx)
         return;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     ch->tx_gone = true;
+    ch->busy++;
     waitq_notify_before(&ch->q, &wl, &ch->lock, UINT64_MAX, 0);
-    bool free_it = ch->receivers == 0;
-    lock_release(&ch->lock);
+    bool free_it = --ch->busy == 0 && ch->receivers == 0;
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     if (free_it)
         watch_free(ch);
@@ -411,9 +415,9 @@ void wisp_watch_rx_drop(wisp_watch_rx_t *rx)
     if (!rx)
         return;
     struct watch *ch = rx->ch;
-    lock_acquire(&ch->lock);
-    bool free_it = --ch->receivers == 0 && ch->tx_gone;
-    lock_release(&ch->lock);
+    spin_acquire(&ch->lock);
+    bool free_it = --ch->receivers == 0 && ch->tx_gone && ch->busy == 0;
+    spin_release(&ch->lock);
     alloc_free(rx);
     if (free_it)
         watch_free(ch);
@@ -424,10 +428,10 @@ void *wisp_watch_borrow(wisp_watch_rx_t *rx)
     if (!rx)
         return NULL;
     struct watch *ch = rx->ch;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     void *v = ch->clone_msg ? ch->clone_msg(ch->value) : ch->value;
     rx->seen = ch->version;
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     return v;
 }
 
@@ -436,9 +440,9 @@ bool wisp_watch_has_changed(const wisp_watch_rx_t *rx)
     if (!rx)
         return false;
     struct watch *ch = rx->ch;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     bool c = rx->seen != ch->version;
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     return c;
 }
 
@@ -458,7 +462,7 @@ wisp_poll_t wisp_watch_changed_poll(void *pf, wisp_context_t *cx, void **output)
             f->status = -EINVAL;
         } else {
             struct watch *ch = f->rx->ch;
-            lock_acquire(&ch->lock);
+            spin_acquire(&ch->lock);
             if (waiter_state(&f->node) == WAITER_QUEUED)
                 waitq_remove(&ch->q, &f->node);
             if (f->rx->seen != ch->version) {
@@ -469,10 +473,10 @@ wisp_poll_t wisp_watch_changed_poll(void *pf, wisp_context_t *cx, void **output)
                 waiter_set_waker(&f->node, cx);
                 f->node.gen = ch->version;
                 waitq_push_back(&ch->q, &f->node);
-                lock_release(&ch->lock);
+                spin_release(&ch->lock);
                 return WISP_PENDING;
             }
-            lock_release(&ch->lock);
+            spin_release(&ch->lock);
         }
         waiter_set_state(&f->node, WAITER_DONE);
         wisp_waker_drop(&f->node.waker);
@@ -488,10 +492,10 @@ void wisp_watch_changed_drop(void *pf)
     uint32_t st = waiter_state(&f->node);
     if (f->rx && (st == WAITER_QUEUED || st == WAITER_NOTIFIED)) {
         struct watch *ch = f->rx->ch;
-        lock_acquire(&ch->lock);
+        spin_acquire(&ch->lock);
         if (waiter_state(&f->node) == WAITER_QUEUED)
             waitq_remove(&ch->q, &f->node);
-        lock_release(&ch->lock);
+        spin_release(&ch->lock);
     }
     waiter_set_state(&f->node, WAITER_DONE);
     wisp_waker_drop(&f->node.waker);

@@ -29,7 +29,9 @@
  *     senders are woken (a granted reservation is returned).
  * The channel is freed with its last handle (futures use the handle they
  * were made with, so they are gone by then); messages still queued go to
- * drop_msg. */
+ * drop_msg.  A drop that wakes many waiters unlocks between batches
+ * (waitq.h): it counts itself busy meanwhile, and whoever leaves the
+ * channel with no handle and nobody busy frees it. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -38,13 +40,13 @@
 #include <wisp/sync.h>
 
 #include "alloc.h"
-#include "lock.h"
+#include "spin.h"
 #include "waitq.h"
 
 enum { CHAN_MPSC = 0, CHAN_MPMC = 1 };
 
 struct chan {
-    struct wisp__lock lock;
+    struct spin lock;
     bool unbounded;
     bool mpmc;
     bool closed;         /* no more sends: closed, or every receiver gone */
@@ -54,6 +56,7 @@ struct chan {
     size_t reserved;     /* slots granted to queued senders, not yet filled */
     size_t claimed;      /* messages reserved for notified receivers */
     size_t senders, receivers;
+    unsigned busy;       /* droppers inside an unlocked window (see below) */
     struct waitq sendq, recvq;
     wisp_drop_fn drop_msg;
     void **buf;          /* bounded: ring[] below */
@@ -92,7 +95,7 @@ static int chan_create(wisp_chan_tx_t **tx, wisp_chan_rx_t **rx, size_t cap, boo
     if (!ch)
         return -ENOMEM;
     memset(ch, 0, sizeof(*ch));
-    lock_init(&ch->lock);
+    spin_init(&ch->lock);
     ch->unbounded = unbounded;
     ch->mpmc = mpmc;
     ch->cap = cap;
@@ -236,9 +239,9 @@ wisp_chan_tx_t *wisp_chan_tx_clone(wisp_chan_tx_t *tx)
     struct chan *ch = (struct chan *)tx;
     if (!ch)
         return NULL;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     ch->senders++;
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     return tx;
 }
 
@@ -247,9 +250,9 @@ wisp_chan_rx_t *wisp_chan_rx_clone(wisp_chan_rx_t *rx)
     struct chan *ch = (struct chan *)rx;
     if (!ch || !ch->mpmc)
         return NULL;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     ch->receivers++;
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     return rx;
 }
 
@@ -260,13 +263,14 @@ void wisp_chan_tx_drop(wisp_chan_tx_t *tx)
         return;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     WISP_CHECK_USE(ch->senders > 0, "wisp_chan_tx_drop: no sender left");
     bool last = --ch->senders == 0;
+    ch->busy++;
     if (last && ch->len == 0)
         wake_all(ch, &ch->recvq, &wl); /* nothing more can come */
-    bool free_it = last && ch->receivers == 0;
-    lock_release(&ch->lock);
+    bool free_it = --ch->busy == 0 && ch->senders == 0 && ch->receivers == 0;
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     if (free_it)
         chan_free(ch);
@@ -289,13 +293,14 @@ void wisp_chan_rx_drop(wisp_chan_rx_t *rx)
         return;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     WISP_CHECK_USE(ch->receivers > 0, "wisp_chan_rx_drop: no receiver left");
     bool last = --ch->receivers == 0;
+    ch->busy++;
     if (last)
         chan_close_locked(ch, &wl);
-    bool free_it = last && ch->senders == 0;
-    lock_release(&ch->lock);
+    bool free_it = --ch->busy == 0 && ch->senders == 0 && ch->receivers == 0;
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     if (free_it)
         chan_free(ch);
@@ -308,9 +313,9 @@ void wisp_chan_close(wisp_chan_rx_t *rx)
         return;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     chan_close_locked(ch, &wl);
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
 }
 
@@ -319,9 +324,9 @@ bool wisp_chan_is_closed(const wisp_chan_tx_t *tx)
     struct chan *ch = (struct chan *)tx;
     if (!ch)
         return true;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     bool c = ch->closed;
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     return c;
 }
 
@@ -330,9 +335,9 @@ size_t wisp_chan_len(const wisp_chan_rx_t *rx)
     struct chan *ch = (struct chan *)rx;
     if (!ch)
         return 0;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     size_t n = ch->len;
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     return n;
 }
 
@@ -361,9 +366,9 @@ int wisp_chan_try_send(wisp_chan_tx_t *tx, void *msg)
         return -EINVAL;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     int r = send_now(ch, msg, &wl);
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     return r;
 }
@@ -397,14 +402,14 @@ wisp_poll_t wisp_chan_send_poll(void *pf, wisp_context_t *cx, void **output)
     struct wake_list wl;
     wake_list_init(&wl);
     int r;
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     switch (waiter_state(&f->node)) {
     case WAITER_NONE:
         r = send_now(ch, f->msg, &wl);
         if (r == -EAGAIN) {
             waiter_set_waker(&f->node, cx);
             waitq_push_back(&ch->sendq, &f->node);
-            lock_release(&ch->lock);
+            spin_release(&ch->lock);
             return WISP_PENDING;
         }
         break;
@@ -424,10 +429,10 @@ wisp_poll_t wisp_chan_send_poll(void *pf, wisp_context_t *cx, void **output)
         break;
     default: /* QUEUED: still waiting */
         waiter_set_waker(&f->node, cx);
-        lock_release(&ch->lock);
+        spin_release(&ch->lock);
         return WISP_PENDING;
     }
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     wisp_waker_drop(&f->node.waker);
     return send_done(f, r, output);
@@ -440,14 +445,14 @@ void wisp_chan_send_drop(void *pf)
     if (ch && (waiter_state(&f->node) == WAITER_QUEUED || waiter_state(&f->node) == WAITER_NOTIFIED)) {
         struct wake_list wl;
         wake_list_init(&wl);
-        lock_acquire(&ch->lock);
+        spin_acquire(&ch->lock);
         if (waiter_state(&f->node) == WAITER_QUEUED) {
             waitq_remove(&ch->sendq, &f->node);
         } else if (f->node.tag == 0) { /* a granted slot passes on */
             ch->reserved--;
             grant_sender(ch, &wl);
         }
-        lock_release(&ch->lock);
+        spin_release(&ch->lock);
         wake_list_wake(&wl);
     }
     waiter_set_state(&f->node, WAITER_DONE);
@@ -463,11 +468,11 @@ int wisp_chan_try_recv(wisp_chan_rx_t *rx, void **msg)
         return -EINVAL;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     int r = recv_ready(ch);
     if (r == 1)
         *msg = take_msg(ch, &wl);
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
 }
@@ -499,7 +504,7 @@ wisp_poll_t wisp_chan_recv_poll(void *pf, wisp_context_t *cx, void **output)
     }
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&ch->lock);
+    spin_acquire(&ch->lock);
     int r;
     if (waiter_state(&f->node) == WAITER_NOTIFIED) {
         if (f->node.tag == 0) /* a message was reserved for us */
@@ -507,7 +512,7 @@ wisp_poll_t wisp_chan_recv_poll(void *pf, wisp_context_t *cx, void **output)
         r = recv_ready(ch);
     } else if (waiter_state(&f->node) == WAITER_QUEUED) {
         waiter_set_waker(&f->node, cx);
-        lock_release(&ch->lock);
+        spin_release(&ch->lock);
         return WISP_PENDING;
     } else {
         r = recv_ready(ch);
@@ -520,12 +525,12 @@ wisp_poll_t wisp_chan_recv_poll(void *pf, wisp_context_t *cx, void **output)
         } else {
             waitq_push_back(&ch->recvq, &f->node);
         }
-        lock_release(&ch->lock);
+        spin_release(&ch->lock);
         return WISP_PENDING;
     }
     if (r == 1)
         msg = take_msg(ch, &wl);
-    lock_release(&ch->lock);
+    spin_release(&ch->lock);
     wake_list_wake(&wl);
     wisp_waker_drop(&f->node.waker);
     f->status = r == 1 ? 0 : r;
@@ -546,14 +551,14 @@ void wisp_chan_recv_drop(void *pf)
     if (ch && (waiter_state(&f->node) == WAITER_QUEUED || waiter_state(&f->node) == WAITER_NOTIFIED)) {
         struct wake_list wl;
         wake_list_init(&wl);
-        lock_acquire(&ch->lock);
+        spin_acquire(&ch->lock);
         if (waiter_state(&f->node) == WAITER_QUEUED) {
             waitq_remove(&ch->recvq, &f->node);
         } else if (f->node.tag == 0) { /* the reserved message goes to the next */
             ch->claimed--;
             wake_receiver(ch, &wl);
         }
-        lock_release(&ch->lock);
+        spin_release(&ch->lock);
         wake_list_wake(&wl);
     }
     waiter_set_state(&f->node, WAITER_DONE);

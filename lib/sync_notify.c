@@ -13,19 +13,22 @@
  *     in an earlier one (tag ALL: nothing to pass on).
  *   barrier: the n-th arrival of a generation is the leader: it bumps the
  *     generation and notifies every waiter of the old one.
- *   wait group: the count is an atomic; the change that brings it to zero
- *     then takes the lock and notifies every waiter.  A waiter checks the
- *     count under the lock before queueing, so a zero reached before its
- *     check is seen by the check, and one reached after finds it queued
- *     (the adder's fetch_add happens before its lock section; the waiter's
- *     check is inside its own: the lock orders them). */
+ *   wait group: the count is an atomic, changed by CAS while the result
+ *     is not zero; the change that brings it to zero is made under the
+ *     lock, together with notifying every waiter.  A waiter reads the count
+ *     only under the lock.  So a wait completes only after the last done()
+ *     has released the lock, its last touch of the wait group: the owner
+ *     may destroy it as soon as a wait has completed.  For that, done()
+ *     never unlocks midway: it notifies one batch of waiters (a wake
+ *     list), and each notified waiter, when it is polled (or dropped),
+ *     notifies the next batch under the lock: a cascade. */
 #include <errno.h>
 #include <stdatomic.h>
 
 #include <wisp/sync.h>
 
 #include "debug.h"
-#include "lock.h"
+#include "spin.h"
 #include "waitq.h"
 
 struct event_fut {
@@ -62,7 +65,7 @@ static wisp_poll_t event_ready(struct event_fut *f, int result, void **output)
 #define NOTIFY_ALL 2u
 
 struct notify {
-    struct wisp__lock lock;
+    struct spin lock;
     bool permit;
     uint64_t gen;
     struct waitq q;
@@ -74,7 +77,7 @@ void wisp_notify_init(wisp_notify_t *pn)
     struct notify *n = (struct notify *)pn;
     if (!n)
         return;
-    lock_init(&n->lock);
+    spin_init(&n->lock);
     n->permit = false;
     n->gen = 0;
     n->q.head = n->q.tail = NULL;
@@ -99,9 +102,9 @@ void wisp_notify_one(wisp_notify_t *pn)
         return;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&n->lock);
+    spin_acquire(&n->lock);
     notify_one_locked(n, &wl);
-    lock_release(&n->lock);
+    spin_release(&n->lock);
     wake_list_wake(&wl);
 }
 
@@ -112,10 +115,10 @@ void wisp_notify_waiters(wisp_notify_t *pn)
         return;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&n->lock);
+    spin_acquire(&n->lock);
     uint64_t gen = ++n->gen;
     waitq_notify_before(&n->q, &wl, &n->lock, gen, NOTIFY_ALL);
-    lock_release(&n->lock);
+    spin_release(&n->lock);
     wake_list_wake(&wl);
 }
 
@@ -132,11 +135,11 @@ wisp_poll_t wisp_notified_poll(void *pf, wisp_context_t *cx, void **output)
         return event_ready(f, f->result, output);
     if (!n)
         return event_ready(f, -EINVAL, output);
-    lock_acquire(&n->lock);
+    spin_acquire(&n->lock);
     if (waiter_state(&f->node) == WAITER_NOTIFIED || (waiter_state(&f->node) == WAITER_NONE && n->permit)) {
         if (waiter_state(&f->node) == WAITER_NONE)
             n->permit = false;
-        lock_release(&n->lock);
+        spin_release(&n->lock);
         return event_ready(f, 0, output);
     }
     waiter_set_waker(&f->node, cx);
@@ -144,7 +147,7 @@ wisp_poll_t wisp_notified_poll(void *pf, wisp_context_t *cx, void **output)
         f->node.gen = n->gen;
         waitq_push_back(&n->q, &f->node);
     }
-    lock_release(&n->lock);
+    spin_release(&n->lock);
     return WISP_PENDING;
 }
 
@@ -155,12 +158,12 @@ void wisp_notified_drop(void *pf)
     if (n && (waiter_state(&f->node) == WAITER_QUEUED || waiter_state(&f->node) == WAITER_NOTIFIED)) {
         struct wake_list wl;
         wake_list_init(&wl);
-        lock_acquire(&n->lock);
+        spin_acquire(&n->lock);
         if (waiter_state(&f->node) == WAITER_QUEUED)
             waitq_remove(&n->q, &f->node);
         else if (f->node.tag == NOTIFY_ONE) /* not seen: passed on */
             notify_one_locked(n, &wl);
-        lock_release(&n->lock);
+        spin_release(&n->lock);
         wake_list_wake(&wl);
     }
     waiter_set_state(&f->node, WAITER_DONE);
@@ -170,7 +173,7 @@ void wisp_notified_drop(void *pf)
 /* ---- barrier ---- */
 
 struct barrier {
-    struct wisp__lock lock;
+    struct spin lock;
     size_t n, arrived;
     uint64_t gen;
     struct waitq q;
@@ -182,7 +185,7 @@ int wisp_barrier_init(wisp_barrier_t *pb, size_t n)
     struct barrier *b = (struct barrier *)pb;
     if (!b || n == 0)
         return -EINVAL;
-    lock_init(&b->lock);
+    spin_init(&b->lock);
     b->n = n;
     b->arrived = 0;
     b->gen = 0;
@@ -211,27 +214,27 @@ wisp_poll_t wisp_barrier_wait_poll(void *pf, wisp_context_t *cx, void **output)
         return event_ready(f, -EINVAL, output);
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&b->lock);
+    spin_acquire(&b->lock);
     if (waiter_state(&f->node) == WAITER_NOTIFIED) {
-        lock_release(&b->lock);
+        spin_release(&b->lock);
         return event_ready(f, 0, output);
     }
     if (waiter_state(&f->node) == WAITER_QUEUED) {
         waiter_set_waker(&f->node, cx);
-        lock_release(&b->lock);
+        spin_release(&b->lock);
         return WISP_PENDING;
     }
     if (++b->arrived < b->n) {
         waiter_set_waker(&f->node, cx);
         f->node.gen = b->gen;
         waitq_push_back(&b->q, &f->node);
-        lock_release(&b->lock);
+        spin_release(&b->lock);
         return WISP_PENDING;
     }
     b->arrived = 0; /* the leader: release this generation */
     uint64_t gen = ++b->gen;
     waitq_notify_before(&b->q, &wl, &b->lock, gen, 0);
-    lock_release(&b->lock);
+    spin_release(&b->lock);
     wake_list_wake(&wl);
     return event_ready(f, 1, output);
 }
@@ -241,10 +244,10 @@ void wisp_barrier_wait_drop(void *pf)
     struct event_fut *f = pf;
     struct barrier *b = f->prim;
     if (b && waiter_state(&f->node) == WAITER_QUEUED) {
-        lock_acquire(&b->lock);
+        spin_acquire(&b->lock);
         if (waiter_state(&f->node) == WAITER_QUEUED)
             waitq_remove(&b->q, &f->node); /* it stays counted as arrived */
-        lock_release(&b->lock);
+        spin_release(&b->lock);
     }
     waiter_set_state(&f->node, WAITER_DONE);
     wisp_waker_drop(&f->node.waker);
@@ -254,7 +257,7 @@ void wisp_barrier_wait_drop(void *pf)
 
 struct waitgroup {
     _Atomic int64_t count;
-    struct wisp__lock lock;
+    struct spin lock;
     uint64_t gen;
     struct waitq q;
 };
@@ -266,7 +269,7 @@ void wisp_waitgroup_init(wisp_waitgroup_t *pw)
     if (!wg)
         return;
     atomic_init(&wg->count, 0);
-    lock_init(&wg->lock);
+    spin_init(&wg->lock);
     wg->gen = 0;
     wg->q.head = wg->q.tail = NULL;
 }
@@ -278,23 +281,41 @@ void wisp_waitgroup_destroy(wisp_waitgroup_t *pw)
                        "wisp_waitgroup_destroy with waiters queued");
 }
 
+/* Notifies the waiters queued before the last zero, one wake list's
+ * worth (the rest are notified by these ones: the cascade above). */
+static void wg_cascade_locked(struct waitgroup *wg, struct wake_list *wl)
+{
+    while (wg->q.head && wg->q.head->gen < wg->gen && !wake_list_full(wl))
+        waitq_notify_head(&wg->q, wl, 0);
+}
+
 void wisp_waitgroup_add(wisp_waitgroup_t *pw, int64_t delta)
 {
     struct waitgroup *wg = (struct waitgroup *)pw;
     if (!wg || delta == 0)
         return;
-    /* acq_rel: release the work done before done() to the waiters (who
-     * acquire the count), acquire the others' for ours. */
-    int64_t now = atomic_fetch_add_explicit(&wg->count, delta, memory_order_acq_rel) + delta;
-    WISP_CHECK_USE(now >= 0, "wisp_waitgroup_add: the count went below zero");
-    if (now != 0)
-        return;
+    /* relaxed: the CAS orders. */
+    int64_t c = atomic_load_explicit(&wg->count, memory_order_relaxed);
+    while (c + delta != 0) {
+        WISP_CHECK_USE(c + delta > 0, "wisp_waitgroup_add: the count went below zero");
+        /* acq_rel: release the work done before done() to the waiters
+         * (whose lock section reads the count after ours), acquire the
+         * others'. */
+        if (atomic_compare_exchange_weak_explicit(&wg->count, &c, c + delta, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return;
+    }
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&wg->lock);
-    uint64_t gen = ++wg->gen;
-    waitq_notify_before(&wg->q, &wl, &wg->lock, gen, 0);
-    lock_release(&wg->lock);
+    spin_acquire(&wg->lock);
+    /* acq_rel: as above; under the lock, so waiters see it with it. */
+    int64_t now = atomic_fetch_add_explicit(&wg->count, delta, memory_order_acq_rel) + delta;
+    WISP_CHECK_USE(now >= 0, "wisp_waitgroup_add: the count went below zero");
+    if (now == 0) {
+        wg->gen++;
+        wg_cascade_locked(wg, &wl);
+    }
+    spin_release(&wg->lock);
     wake_list_wake(&wl);
 }
 
@@ -323,17 +344,19 @@ wisp_poll_t wisp_waitgroup_wait_poll(void *pf, wisp_context_t *cx, void **output
         return event_ready(f, f->result, output);
     if (!wg)
         return event_ready(f, -EINVAL, output);
-    if (waiter_state(&f->node) == WAITER_NONE && wisp_waitgroup_count((wisp_waitgroup_t *)wg) == 0)
-        return event_ready(f, 0, output);
-    lock_acquire(&wg->lock);
+    struct wake_list wl;
+    wake_list_init(&wl);
+    spin_acquire(&wg->lock);
     if (waiter_state(&f->node) == WAITER_NOTIFIED) {
-        lock_release(&wg->lock);
+        wg_cascade_locked(wg, &wl);
+        spin_release(&wg->lock);
+        wake_list_wake(&wl);
         return event_ready(f, 0, output);
     }
     if (wisp_waitgroup_count((wisp_waitgroup_t *)wg) == 0) {
         if (waiter_state(&f->node) == WAITER_QUEUED)
             waitq_remove(&wg->q, &f->node);
-        lock_release(&wg->lock);
+        spin_release(&wg->lock);
         return event_ready(f, 0, output);
     }
     waiter_set_waker(&f->node, cx);
@@ -341,7 +364,7 @@ wisp_poll_t wisp_waitgroup_wait_poll(void *pf, wisp_context_t *cx, void **output
         f->node.gen = wg->gen;
         waitq_push_back(&wg->q, &f->node);
     }
-    lock_release(&wg->lock);
+    spin_release(&wg->lock);
     return WISP_PENDING;
 }
 
@@ -349,11 +372,17 @@ void wisp_waitgroup_wait_drop(void *pf)
 {
     struct event_fut *f = pf;
     struct waitgroup *wg = f->prim;
-    if (wg && waiter_state(&f->node) == WAITER_QUEUED) {
-        lock_acquire(&wg->lock);
+    uint32_t st = waiter_state(&f->node);
+    if (wg && (st == WAITER_QUEUED || st == WAITER_NOTIFIED)) {
+        struct wake_list wl;
+        wake_list_init(&wl);
+        spin_acquire(&wg->lock);
         if (waiter_state(&f->node) == WAITER_QUEUED)
             waitq_remove(&wg->q, &f->node);
-        lock_release(&wg->lock);
+        else /* notified and unseen: the cascade goes on from here */
+            wg_cascade_locked(wg, &wl);
+        spin_release(&wg->lock);
+        wake_list_wake(&wl);
     }
     waiter_set_state(&f->node, WAITER_DONE);
     wisp_waker_drop(&f->node.waker);

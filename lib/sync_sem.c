@@ -4,25 +4,38 @@
  * Owns: struct sem (inside wisp_semaphore_t) and the acquire future.
  * Touches: its waiters' nodes (waitq.h), under its lock.
  *
- * Protocol.  avail is one word: the permits nobody holds or is owed
- * (shifted by 2), bit 1 WAITERS (the queue is not empty), bit 0 CLOSED.
- * The lock guards the queue, and WAITERS changes only under it, together
- * with the queue.  Permits go to queued waiters first: a release that
- * finds WAITERS gives its permits, under the lock, to the head waiter, then
- * the next, each taking what it still needs (n), and puts back into avail
- * only what no waiter needs, clearing WAITERS in the same CAS when the
- * queue empties.  So while WAITERS is set avail holds no permit, and:
- *   - acquire's fast path is one CAS taking permits from avail (no lock);
- *     it cannot barge past a waiter, as avail has none while one waits;
- *   - release's fast path is one CAS adding permits while WAITERS is
- *     clear; a waiter that queued meanwhile changed the word (it takes
- *     the permits there and sets WAITERS in one CAS), so the CAS fails and
- *     the release goes the slow way.  No Dekker handshake: both sides
- *     decide on the same word.
- * A waiter handed all it needs is NOTIFIED (off the queue, woken); its
- * next poll sees it.  Dropped before that, it gives its n permits back
- * through the release path: the next waiter gets them.  Dropped while
- * queued with part of its need met, it gives back that part.
+ * Protocol.  avail is one word: the permits nobody holds (shifted by 4),
+ * bit 3 FIFO (hand-off mode always: semaphores and rwlocks), bit 2 STARVE
+ * (hand-off mode for now: a mutex whose head waiter waited too long), bit
+ * 1 WAITERS (the queue is not empty), bit 0 CLOSED.  The lock guards the
+ * queue; WAITERS and STARVE change only under it.  Waiters queue in FIFO
+ * order and are served in that order: only the head is woken or handed
+ * permits, and it keeps its place until it has them.  Two modes:
+ *   - Hand-off (FIFO, or STARVE, with WAITERS): the fast path refuses; a
+ *     release adds its permits to avail under the lock, and while avail
+ *     covers the head's n, takes them out for it and hands them over
+ *     (NOTIFIED: they are its own before it runs).  Strict FIFO: a big
+ *     request at the head blocks later small ones, a queued writer later
+ *     readers.
+ *   - Normal (a mutex, until it starves; as Go's sync.Mutex): a release
+ *     adds its permits to avail (one CAS when nobody waits; under the lock
+ *     when WAITERS) and wakes the head if it is not woken already.  The
+ *     woken head, polled, takes the permits if they are still there; a
+ *     newcomer may have taken them first (its fast path is one CAS on
+ *     avail), and then the head stays first and waits for the next
+ *     release.  Letting the releasing task take the lock again at once
+ *     keeps a lock that is released and retaken in a loop from turning into
+ *     a convoy, where every acquisition is a hand-off and a task switch
+ *     (mutex_contended: 83 ns per acquisition with hand-off, 55 without).
+ *     Once the head has waited STARVE_NS, STARVE is set (hand-off mode)
+ *     until the queue empties: no waiter waits much longer than STARVE_NS
+ *     plus the time the ones before it hold the lock, however many others
+ *     keep acquiring.
+ * A waiter needs all its n permits at once: in hand-off mode they
+ * accumulate in avail for the head (nobody else may take them).
+ * Cancellation: a head dropped after it was woken passes the wake to the
+ * next waiter; one dropped after it was handed its permits gives them back
+ * through the release path.
  * Orderings: a CAS that takes permits is acquire, one that gives them is
  * release: the last holder's writes happen before the next holder's
  * reads; the waiters' fields are under the lock. */
@@ -32,19 +45,29 @@
 
 #include <wisp/sync.h>
 
+#include "clock.h"
 #include "debug.h"
-#include "lock.h"
+#include "spin.h"
 #include "util.h"
 #include "waitq.h"
 
 #define SEM_CLOSED ((size_t)1)
 #define SEM_WAITERS ((size_t)2)
-#define SEM_SHIFT 2
+#define SEM_STARVE ((size_t)4)
+#define SEM_FIFO ((size_t)8) /* always in hand-off mode (semaphore, rwlock) */
+#define SEM_FLAGS ((size_t)15)
+#define SEM_SHIFT 4
 #define SEM_MAX WISP_SEMAPHORE_MAX
+/* A head that waited this long gets the permits handed to it. */
+#define STARVE_NS 1000000u
+
+/* waiter.tag */
+#define W_WOKEN 1u  /* queued, and woken to try again */
+#define W_CLOSED 2u /* NOTIFIED by a close (else NOTIFIED: handed its permits) */
 
 struct sem {
-    _Atomic size_t avail; /* permits << 2 | WAITERS | CLOSED */
-    struct wisp__lock lock;
+    _Atomic size_t avail; /* permits << 4 | FIFO | STARVE | WAITERS | CLOSED */
+    struct spin lock;
     struct waitq q;
 #if WISP_DEBUG
     _Atomic size_t held; /* acquired and not released: for the misuse check */
@@ -52,7 +75,7 @@ struct sem {
 };
 
 struct acquire {
-    struct waiter node;
+    struct waiter node;   /* gen: when it queued (ns) */
     struct sem *sem;
     size_t want;
     int status;
@@ -76,18 +99,23 @@ static void held_add(struct sem *s, size_t n)
 #endif
 }
 
-int wisp_semaphore_init(wisp_semaphore_t *ps, size_t permits)
+static int sem_init(wisp_semaphore_t *ps, size_t permits, size_t mode)
 {
     if (!ps || permits > SEM_MAX)
         return -EINVAL;
     struct sem *s = sem_of(ps);
-    atomic_init(&s->avail, permits << SEM_SHIFT);
-    lock_init(&s->lock);
+    atomic_init(&s->avail, permits << SEM_SHIFT | mode);
+    spin_init(&s->lock);
     s->q.head = s->q.tail = NULL;
 #if WISP_DEBUG
     atomic_init(&s->held, 0);
 #endif
     return 0;
+}
+
+int wisp_semaphore_init(wisp_semaphore_t *ps, size_t permits)
+{
+    return sem_init(ps, permits, SEM_FIFO);
 }
 
 void wisp_semaphore_destroy(wisp_semaphore_t *ps)
@@ -96,64 +124,106 @@ void wisp_semaphore_destroy(wisp_semaphore_t *ps)
         WISP_CHECK_USE(!sem_of(ps)->q.head, "wisp_semaphore_destroy with waiters queued");
 }
 
-/* Takes n permits from avail if it holds them: 0, -EAGAIN, -EPIPE. */
-static int sem_take(struct sem *s, size_t n)
+/* Hand-off mode: permits go to the waiters in order, nobody barges. */
+static inline bool sem_handoff(size_t a)
+{
+    return (a & SEM_WAITERS) && (a & (SEM_STARVE | SEM_FIFO));
+}
+
+/* Takes n permits from avail: 0, -EAGAIN, -EPIPE.  Refuses in hand-off
+ * mode unless head (the head waiter, under the lock) asks. */
+static int sem_take(struct sem *s, size_t n, bool head)
 {
     /* relaxed: the CAS below is what orders. */
     size_t a = atomic_load_explicit(&s->avail, memory_order_relaxed);
     for (;;) {
         if (a & SEM_CLOSED)
             return -EPIPE;
-        if ((a >> SEM_SHIFT) < n)
+        if ((sem_handoff(a) && !head) || (a >> SEM_SHIFT) < n)
             return -EAGAIN;
-        /* acquire: pairs with the release of the fetch_add/CAS that put
-         * these permits there (the last holder's writes). */
+        /* acquire: pairs with the release of the CAS that put these
+         * permits there (the last holder's writes). */
         if (atomic_compare_exchange_weak_explicit(&s->avail, &a, a - (n << SEM_SHIFT),
                                                   memory_order_acquire, memory_order_relaxed))
             return 0;
     }
 }
 
-/* Adds n permits to avail (capped at the maximum), clearing WAITERS if
- * clear_waiters; fails (false) if WAITERS is set and not to be cleared. */
-static bool sem_put(struct sem *s, size_t n, bool clear_waiters)
+/* Sets and clears flag bits (under the lock). */
+static void sem_flags(struct sem *s, size_t set, size_t clear)
+{
+    /* relaxed: only flags change, and only under the lock, which orders
+     * them for the next holder; the fast paths read them as hints a CAS
+     * then confirms. */
+    size_t a = atomic_load_explicit(&s->avail, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&s->avail, &a, (a | set) & ~clear,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+/* Adds n permits (capped at the maximum); fails (false) if WAITERS is set
+ * and !locked: the caller must then take the lock and serve the queue. */
+static bool sem_put(struct sem *s, size_t n, bool locked)
 {
     /* relaxed load; the CAS releases (pairs with the acquire of whoever
      * takes these permits). */
     size_t a = atomic_load_explicit(&s->avail, memory_order_relaxed);
     for (;;) {
-        if ((a & SEM_WAITERS) && !clear_waiters)
+        if ((a & SEM_WAITERS) && !locked)
             return false;
         size_t have = a >> SEM_SHIFT;
         size_t next = have + n > SEM_MAX ? SEM_MAX : have + n;
         if (atomic_compare_exchange_weak_explicit(&s->avail, &a,
-                                                  (next << SEM_SHIFT) | (a & SEM_CLOSED),
+                                                  (next << SEM_SHIFT) | (a & SEM_FLAGS),
                                                   memory_order_release, memory_order_relaxed))
             return true;
     }
 }
 
-/* Under the lock: gives n permits to the queued waiters in order, the rest
- * to avail (clearing WAITERS once the queue is empty). */
-static void sem_give_locked(struct sem *s, size_t n, struct wake_list *wl)
+static inline uint64_t waited_ns(const struct waiter *w, uint64_t now)
 {
-    while (n && s->q.head) {
+    return now > w->gen ? now - w->gen : 0;
+}
+
+/* Under the lock, after permits were added or a waiter left: serves the
+ * queue.  Starving: hands permits to the waiters in order while avail
+ * covers the head.  Normal: wakes the head (once) if avail has permits. */
+static void sem_serve_locked(struct sem *s, struct wake_list *wl)
+{
+    for (;;) {
         struct waiter *w = s->q.head;
-        size_t take = w->n < n ? w->n : n;
-        w->n -= take;
-        n -= take;
-        if (w->n)
-            return; /* still short: it keeps its place at the head; n is 0 */
-        waitq_notify_head(&s->q, wl, 0);
-        if (wake_list_full(wl) && n) {
-            /* Keep WAITERS truthful while unlocked: if the queue is empty
-             * now, newcomers must see the word as it is (no permits: we
-             * still hold n), so leave WAITERS set until we relock. */
-            wake_list_flush(wl, &s->lock);
+        /* relaxed: under the lock (flags), a hint for the count. */
+        size_t a = atomic_load_explicit(&s->avail, memory_order_relaxed);
+        if (!w) {
+            if (a & (SEM_WAITERS | SEM_STARVE))
+                sem_flags(s, 0, SEM_WAITERS | SEM_STARVE);
+            return;
         }
+        if (!(a & (SEM_STARVE | SEM_FIFO)) && waited_ns(w, clock_now_ns()) >= STARVE_NS) {
+            sem_flags(s, SEM_STARVE, 0);
+            a |= SEM_STARVE;
+        }
+        if (a & (SEM_STARVE | SEM_FIFO)) {
+            if (sem_take(s, w->n, true) != 0)
+                return; /* not enough yet: they accumulate for it */
+            wake_list_flush(wl, &s->lock);
+            if (s->q.head != w) { /* it left while we were unlocked */
+                sem_put(s, w->n, true);
+                continue;
+            }
+            waitq_notify_head(&s->q, wl, 0);
+            continue;
+        }
+        if ((a >> SEM_SHIFT) >= w->n && !(w->tag & W_WOKEN)) {
+            w->tag |= W_WOKEN;
+            wake_list_flush(wl, &s->lock);
+            if (s->q.head == w && w->waker.vtable) {
+                wl->w[wl->n++] = w->waker;
+                w->waker = WISP_WAKER_EMPTY;
+            }
+        }
+        return;
     }
-    if (!s->q.head)
-        sem_put(s, n, true);
 }
 
 static void sem_give(struct sem *s, size_t n)
@@ -162,9 +232,10 @@ static void sem_give(struct sem *s, size_t n)
         return;
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&s->lock);
-    sem_give_locked(s, n, &wl);
-    lock_release(&s->lock);
+    spin_acquire(&s->lock);
+    sem_put(s, n, true);
+    sem_serve_locked(s, &wl);
+    spin_release(&s->lock);
     wake_list_wake(&wl);
 }
 
@@ -173,7 +244,7 @@ int wisp_semaphore_try_acquire(wisp_semaphore_t *ps, size_t n)
     if (!ps || n == 0 || n > SEM_MAX)
         return -EINVAL;
     struct sem *s = sem_of(ps);
-    int r = sem_take(s, n);
+    int r = sem_take(s, n, false);
     if (r == 0)
         held_add(s, n);
     return r == -EPIPE ? -EAGAIN : r;
@@ -215,18 +286,17 @@ void wisp_semaphore_close(wisp_semaphore_t *ps)
     struct sem *s = sem_of(ps);
     struct wake_list wl;
     wake_list_init(&wl);
-    lock_acquire(&s->lock);
+    spin_acquire(&s->lock);
     /* release: as sem_put's. */
     atomic_fetch_or_explicit(&s->avail, SEM_CLOSED, memory_order_release);
     while (s->q.head) {
         wake_list_flush(&wl, &s->lock);
         if (!s->q.head)
             break;
-        waitq_notify_head(&s->q, &wl, 1); /* tag 1: closed */
+        waitq_notify_head(&s->q, &wl, W_CLOSED);
     }
-    /* relaxed: under the lock, only the flag changes. */
-    atomic_fetch_and_explicit(&s->avail, ~SEM_WAITERS, memory_order_relaxed);
-    lock_release(&s->lock);
+    sem_flags(s, 0, SEM_WAITERS | SEM_STARVE);
+    spin_release(&s->lock);
     wake_list_wake(&wl);
 }
 
@@ -245,6 +315,7 @@ static wisp_poll_t acquire_done(struct acquire *f, int status, void **output)
 {
     f->status = status;
     waiter_set_state(&f->node, WAITER_DONE);
+    wisp_waker_drop(&f->node.waker);
     if (status == 0)
         held_add(f->sem, f->want);
     if (output)
@@ -255,7 +326,8 @@ static wisp_poll_t acquire_done(struct acquire *f, int status, void **output)
 wisp_poll_t wisp_acquire_poll(void *pf, wisp_context_t *cx, void **output)
 {
     struct acquire *f = pf;
-    if (waiter_state(&f->node) == WAITER_DONE) {
+    uint32_t st = waiter_state(&f->node);
+    if (st == WAITER_DONE) {
         if (output)
             *output = (void *)(intptr_t)f->status;
         return WISP_READY;
@@ -268,82 +340,96 @@ wisp_poll_t wisp_acquire_poll(void *pf, wisp_context_t *cx, void **output)
             *output = (void *)(intptr_t)-EINVAL;
         return WISP_READY;
     }
-    if (waiter_state(&f->node) == WAITER_NONE) {
-        int r = sem_take(s, f->want); /* the fast path: no lock */
+    if (st == WAITER_NONE) {
+        int r = sem_take(s, f->want, false); /* the fast path: no lock */
         if (r != -EAGAIN)
             return acquire_done(f, r, output);
-        lock_acquire(&s->lock);
-        /* Under the lock, take what avail has (it is 0 while others
-         * queue) and queue for the rest. */
-        size_t need = f->want;
+    }
+    struct wake_list wl;
+    wake_list_init(&wl);
+    spin_acquire(&s->lock);
+    st = waiter_state(&f->node);
+    int r = 1;
+    if (st == WAITER_NOTIFIED) {
+        r = (f->node.tag & W_CLOSED) ? -EPIPE : 0; /* handed its permits, or closed */
+    } else if (st == WAITER_NONE) {
+        /* Take the permits if they came meanwhile (as the fast path would:
+         * not in hand-off mode), else set WAITERS, in one CAS: a release
+         * that adds permits without the lock does so by a CAS on this
+         * word, so it either came first (we see its permits) or fails and
+         * serves the queue under the lock, where it finds us. */
         size_t a = atomic_load_explicit(&s->avail, memory_order_relaxed);
         for (;;) {
+            bool take = !(a & SEM_CLOSED) && !sem_handoff(a) && (a >> SEM_SHIFT) >= f->want;
+            size_t next = take ? a - (f->want << SEM_SHIFT) : a | SEM_WAITERS;
             if (a & SEM_CLOSED) {
-                lock_release(&s->lock);
-                return acquire_done(f, -EPIPE, output);
+                r = -EPIPE;
+                break;
             }
-            size_t have = a >> SEM_SHIFT;
-            size_t next;
-            if (have >= need) /* released meanwhile: enough, no queueing */
-                next = a - (need << SEM_SHIFT);
-            else /* take it all and queue for the rest */
-                next = (a & SEM_CLOSED) | SEM_WAITERS;
-            /* acquire: as sem_take's. */
+            /* acquire: as sem_take's (when taking). */
             if (atomic_compare_exchange_weak_explicit(&s->avail, &a, next, memory_order_acquire,
                                                       memory_order_relaxed)) {
-                need = have >= need ? 0 : need - have;
+                r = take ? 0 : 1;
                 break;
             }
         }
-        if (need == 0) {
-            lock_release(&s->lock);
-            return acquire_done(f, 0, output);
+        if (r == 1) {
+            f->node.n = f->want;
+            f->node.tag = 0;
+            f->node.gen = clock_now_ns();
+            waitq_push_back(&s->q, &f->node);
+            /* In hand-off mode avail may hold permits already that the
+             * queue before us is owed less than: serve. */
+            sem_serve_locked(s, &wl);
         }
-        f->node.n = need;
+    } else { /* QUEUED: woken to try again, or still waiting */
+        bool head = s->q.head == &f->node; /* only the head may take */
+        r = head ? sem_take(s, f->want, true) : -EAGAIN;
+        if (r == 0) {
+            waitq_remove(&s->q, &f->node);
+            sem_serve_locked(s, &wl); /* permits left for the next one? */
+        } else {
+            r = 1;
+            f->node.tag &= ~W_WOKEN;
+            if (head)
+                sem_serve_locked(s, &wl); /* starving now?  enough meanwhile? */
+        }
+    }
+    if (r == 1 && waiter_state(&f->node) == WAITER_QUEUED) {
         waiter_set_waker(&f->node, cx);
-        waitq_push_back(&s->q, &f->node);
-        lock_release(&s->lock);
+        spin_release(&s->lock);
+        wake_list_wake(&wl);
         return WISP_PENDING;
     }
-    lock_acquire(&s->lock);
-    if (waiter_state(&f->node) == WAITER_NOTIFIED) {
-        int st = f->node.tag ? -EPIPE : 0;
-        size_t got = f->want - f->node.n; /* closed: what it had been given */
-        lock_release(&s->lock);
-        if (st && got)
-            sem_give(s, got);
-        return acquire_done(f, st, output);
-    }
-    waiter_set_waker(&f->node, cx);
-    lock_release(&s->lock);
-    return WISP_PENDING;
+    if (r == 1) /* sem_serve_locked handed it its permits just now */
+        r = 0;
+    spin_release(&s->lock);
+    wake_list_wake(&wl);
+    return acquire_done(f, r, output);
 }
 
 void wisp_acquire_drop(void *pf)
 {
     struct acquire *f = pf;
     struct sem *s = f->sem;
-    if (!s || waiter_state(&f->node) == WAITER_NONE || waiter_state(&f->node) == WAITER_DONE) {
-        wisp_waker_drop(&f->node.waker);
-        waiter_set_state(&f->node, WAITER_DONE);
-        return;
+    uint32_t st = waiter_state(&f->node);
+    if (s && (st == WAITER_QUEUED || st == WAITER_NOTIFIED)) {
+        struct wake_list wl;
+        wake_list_init(&wl);
+        spin_acquire(&s->lock);
+        st = waiter_state(&f->node);
+        if (st == WAITER_QUEUED) {
+            waitq_remove(&s->q, &f->node); /* a wake it had goes to the next */
+            sem_serve_locked(s, &wl);
+        } else if (!(f->node.tag & W_CLOSED)) { /* handed its permits, unseen */
+            sem_put(s, f->want, true);
+            sem_serve_locked(s, &wl);
+        }
+        spin_release(&s->lock);
+        wake_list_wake(&wl);
     }
-    struct wake_list wl;
-    wake_list_init(&wl);
-    lock_acquire(&s->lock);
-    /* QUEUED: what it had been given so far; NOTIFIED and not seen: all
-     * of it (n is 0).  Either goes on to the next waiters. */
-    size_t back = f->want - f->node.n;
-    if (waiter_state(&f->node) == WAITER_QUEUED)
-        waitq_remove(&s->q, &f->node);
     waiter_set_state(&f->node, WAITER_DONE);
-    if (back)
-        sem_give_locked(s, back, &wl);
-    else if (!s->q.head) /* relaxed: under the lock, only the flag changes */
-        atomic_fetch_and_explicit(&s->avail, ~SEM_WAITERS, memory_order_relaxed);
-    lock_release(&s->lock);
     wisp_waker_drop(&f->node.waker);
-    wake_list_wake(&wl);
 }
 
 /* ---- mutex ---- */
@@ -361,7 +447,7 @@ void wisp_mutex_init(wisp_mutex_t *m)
 {
     if (!m)
         return;
-    wisp_semaphore_init(&m->sem, 1);
+    sem_init(&m->sem, 1, 0); /* normal mode: barging, hand-off when starving */
     m->debug_holder = 0;
 }
 

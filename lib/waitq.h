@@ -36,7 +36,7 @@
 #include <wisp/future.h>
 
 #include "debug.h"
-#include "lock.h"
+#include "spin.h"
 
 enum waiter_state { WAITER_NONE = 0, WAITER_QUEUED, WAITER_NOTIFIED, WAITER_DONE };
 
@@ -159,20 +159,20 @@ static inline struct waiter *waitq_notify_head(struct waitq *q, struct wake_list
 }
 
 /* A full list is woken with the lock dropped for the while. */
-static inline void wake_list_flush(struct wake_list *l, struct wisp__lock *lock)
+static inline void wake_list_flush(struct wake_list *l, struct spin *lock)
 {
     if (!wake_list_full(l))
         return;
-    lock_release(lock);
+    spin_release(lock);
     wake_list_wake(l);
-    lock_acquire(lock);
+    spin_acquire(lock);
 }
 
 /* Notifies every waiter queued in a generation before gen (tag as above),
  * relocking between batches; the caller wakes what is left in l after its
  * unlock. */
 static inline void waitq_notify_before(struct waitq *q, struct wake_list *l,
-                                       struct wisp__lock *lock, uint64_t gen, uint32_t tag)
+                                       struct spin *lock, uint64_t gen, uint32_t tag)
 {
     while (q->head && q->head->gen < gen) {
         wake_list_flush(l, lock);

@@ -17,13 +17,18 @@
  * memory, and it must be dropped (its *_drop) before its memory is reused,
  * whether it completed or not.  Dropping a completed future, or one never
  * polled, is allowed and cheap.  A future may be polled again after READY:
- * it stays READY with the same result.  Initialising does not wait: use the
- * try_ forms for an answer now.
+ * it stays READY with the same status, but a message is handed out once
+ * (a receive polled again gives NULL).  Initialising does not wait: use
+ * the try_ forms for an answer now.
  *
  * WAITERS ARE SERVED IN FIFO ORDER.  A waiter queued first is served first
  * (a lock, permits, a channel slot, a message), and a newcomer does not
  * barge past queued waiters (a try_ form fails while others wait), so no
- * waiter starves while others keep acquiring.
+ * waiter starves while others keep acquiring.  The mutex alone lets a
+ * newcomer take a lock just released before the woken head waiter runs
+ * (as Go's sync.Mutex: a task that unlocks and locks again in a loop does
+ * not become a convoy of task switches); a head waiter that has waited
+ * 1 ms gets the lock handed to it, before any newcomer.
  *
  * CANCELLATION.  Dropping a future before it completes is always allowed;
  * what it gives up is stated at each operation.  In short: a receive
@@ -127,7 +132,8 @@ WISP_API wisp_poll_t wisp_oneshot_tx_poll_closed(wisp_oneshot_tx_t *tx, wisp_con
  * *status 0 and *msg the message, or *status -EPIPE (the sender was dropped
  * without sending, or the receiver closed first).  Either pointer may be
  * NULL (a message not taken is then dropped with drop_msg).  After READY
- * the receiver is still to be dropped.  Cancellation: stopping to poll
+ * the receiver is still to be dropped; polled again it reports -EPIPE
+ * (nothing more will come).  Cancellation: stopping to poll
  * loses nothing; a message that arrives stays in the channel until the
  * receiver is dropped. */
 WISP_API wisp_poll_t wisp_oneshot_recv_poll(wisp_oneshot_rx_t *rx, wisp_context_t *cx, int *status,
@@ -239,6 +245,7 @@ WISP_API int wisp_bcast_send(wisp_bcast_tx_t *tx, void *msg, size_t *receivers);
 /* 0 and *msg (a clone: yours), -EAGAIN, -EOVERFLOW (missed some), -EPIPE
  * (every sender gone and nothing left to receive). */
 WISP_API int wisp_bcast_try_recv(wisp_bcast_rx_t *rx, void **msg);
+/* The messages missed at the latest -EOVERFLOW. */
 WISP_API uint64_t wisp_bcast_recv_missed(const wisp_bcast_rx_t *rx);
 
 /* A receive on one receiver: READY with *output the message (a clone) and
@@ -333,6 +340,7 @@ WISP_API int wisp_semaphore_try_acquire(wisp_semaphore_t *s, size_t n);
 WISP_API void wisp_semaphore_release(wisp_semaphore_t *s, size_t n);
 /* Adds n new permits (the total is capped at WISP_SEMAPHORE_MAX). */
 WISP_API void wisp_semaphore_add_permits(wisp_semaphore_t *s, size_t n);
+/* Permits nobody holds (a snapshot; those kept for the head waiter count). */
 WISP_API size_t wisp_semaphore_available(const wisp_semaphore_t *s);
 /* Closes: waiting and later acquires fail with -EPIPE. */
 WISP_API void wisp_semaphore_close(wisp_semaphore_t *s);
@@ -350,8 +358,10 @@ WISP_API void wisp_acquire_drop(void *f);
 
 /* ==== mutex ================================================================== */
 
-/* An async mutex, FIFO: the lock may be held across polls (and awaits);
- * unlock from the task (or outside thread) that locked it. */
+/* An async mutex: the lock may be held across polls (and awaits); unlock
+ * from the task (or outside thread) that locked it.  Waiters are served in
+ * FIFO order; a newcomer may take the lock between an unlock and the
+ * woken waiter's poll, unless a waiter has waited 1 ms (see above). */
 typedef struct wisp_mutex {
     wisp_semaphore_t sem;
     uint64_t debug_holder;
@@ -465,6 +475,7 @@ typedef struct wisp_select {
     size_t start;
     long winner;
     unsigned flags;
+    void *output;       /* the winner's */
 } wisp_select_t;
 #define WISP_SELECT_BIASED 1u /* poll in array order every time */
 /* -EINVAL: NULL branches with n > 0, or a branch without poll. */
