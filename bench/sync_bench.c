@@ -68,8 +68,8 @@ static wisp_poll_t pinger_poll(void *f, wisp_context_t *cx, void **out)
     (void)out;
     struct pinger *p = f;
     if (!p->rx2) {
-        wisp_oneshot_tx_t *tx1, *tx2;
-        wisp_oneshot_rx_t *rx1;
+        wisp_oneshot_tx_t *tx1 = NULL, *tx2 = NULL;
+        wisp_oneshot_rx_t *rx1 = NULL;
         int err = wisp_oneshot_new(&tx1, &rx1, NULL);
         if (!err)
             err = wisp_oneshot_new(&tx2, &p->rx2, NULL);
