@@ -29,6 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <wisp/config.h>
 #include <wisp/sync.h>
 #include <wisp/time.h>
 
@@ -4234,6 +4238,71 @@ START_TEST(polled_again_after_ready_same_result)
 }
 END_TEST
 
+/* ==== misuse the debug build catches =================================== */
+
+static void *unlock_elsewhere(void *m)
+{
+    wisp_mutex_unlock(m); /* held by the main thread: not ours */
+    return NULL;
+}
+
+/* Runs fn in a child; in a WISP_DEBUG build it must abort (SIGABRT). */
+static void expect_debug_abort(void (*fn)(void), const char *what)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr)) /* the report is expected */
+            _exit(3);
+        fn();
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "%s: not caught by the debug build", what);
+}
+
+static void mutex_unlocked_by_non_holder(void)
+{
+    wisp_mutex_t m;
+    wisp_mutex_init(&m);
+    if (wisp_mutex_try_lock(&m) != 0)
+        _exit(4);
+    pthread_t t;
+    pthread_create(&t, NULL, unlock_elsewhere, &m);
+    pthread_join(t, NULL);
+}
+
+static void mutex_unlocked_twice(void)
+{
+    wisp_mutex_t m;
+    wisp_mutex_init(&m);
+    if (wisp_mutex_try_lock(&m) != 0)
+        _exit(4);
+    wisp_mutex_unlock(&m);
+    wisp_mutex_unlock(&m);
+}
+
+static void permit_released_twice(void)
+{
+    wisp_semaphore_t s;
+    if (wisp_semaphore_init(&s, 2) != 0 || wisp_semaphore_try_acquire(&s, 1) != 0)
+        _exit(4);
+    wisp_semaphore_release(&s, 1);
+    wisp_semaphore_release(&s, 1);
+}
+
+START_TEST(misuse_caught_in_debug_builds)
+{
+    if (!WISP_DEBUG)
+        return; /* undefined there: documented, not checked */
+    expect_debug_abort(mutex_unlocked_by_non_holder, "a mutex unlocked by a non-holder");
+    expect_debug_abort(mutex_unlocked_twice, "a mutex unlocked twice");
+    expect_debug_abort(permit_released_twice, "a permit released twice");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sync");
@@ -4241,6 +4310,7 @@ int main(void)
     tcase_set_timeout(tc, TEST_TIMEOUT);
     /* bad input, closed channels */
     tcase_add_test(tc, bad_arguments);
+    tcase_add_test(tc, misuse_caught_in_debug_builds);
     tcase_add_test(tc, select_and_join_all_of_nothing);
     tcase_add_test(tc, try_forms_on_closed_channels);
     /* FIFO, no barging */
