@@ -23,6 +23,16 @@
  *     claim passes to the next queued receiver (or is returned).  A
  *     receive that returned READY took exactly one message; one dropped
  *     before took none.
+ *   - The receiver's batch (bounded MPSC: one receiver, a ring that never
+ *     moves).  Under the lock the receiver notes how many messages are
+ *     queued (rx_batch); it then delivers them one per receive without the
+ *     lock, reading the slots in place (senders write only past head +
+ *     len, and wrote these before our lock acquire), and counts them in
+ *     rx_taken.  They stay counted in len, so the capacity is never
+ *     exceeded; when the batch runs out, or before anything else done
+ *     under the lock, the receiver commits them (head, len) and grants the
+ *     slots freed to queued senders.  A consumer that keeps up with its
+ *     producers thus takes the lock once per batch, not per message.
  *   - Closing.  The last sender dropped: receivers take what is queued,
  *     then get -EPIPE; every queued receiver is woken.  The last receiver
  *     dropped, or wisp_chan_close: closed; sends fail with -EPIPE; queued
@@ -55,6 +65,11 @@ struct chan {
     size_t bufcap;
     size_t reserved;     /* slots granted to queued senders, not yet filled */
     size_t claimed;      /* messages reserved for notified receivers */
+    /* The receiver's batch (bounded MPSC only: below), its own fields:
+     * rx_taken messages at the head are delivered and not yet committed,
+     * the rx_batch after them it may deliver without the lock. */
+    bool batching;
+    size_t rx_taken, rx_batch;
     size_t senders, receivers;
     unsigned busy;       /* droppers inside an unlocked window (see below) */
     struct waitq sendq, recvq;
@@ -101,6 +116,7 @@ static int chan_create(wisp_chan_tx_t **tx, wisp_chan_rx_t **rx, size_t cap, boo
     ch->cap = cap;
     ch->bufcap = ring;
     ch->buf = unbounded ? NULL : ch->ring;
+    ch->batching = !unbounded && !mpmc;
     ch->senders = 1;
     ch->receivers = 1;
     ch->drop_msg = drop_msg;
@@ -211,6 +227,50 @@ static inline void *take_msg(struct chan *ch, struct wake_list *wl)
     return m;
 }
 
+/* The receiver, under the lock: commits the messages of its batch it has
+ * delivered (frees their slots) and forgets the rest of the batch (they
+ * stay queued). */
+static inline void rx_commit(struct chan *ch, struct wake_list *wl)
+{
+    ch->rx_batch = 0;
+    for (; ch->rx_taken; ch->rx_taken--) {
+        ring_pop(ch);
+        grant_sender(ch, wl);
+    }
+}
+
+/* The receiver, under the lock, after taking a message: the queued ones
+ * (not claimed by another receive) make its next batch. */
+static inline void rx_refill(struct chan *ch)
+{
+    if (ch->batching)
+        ch->rx_batch = ch->len - ch->claimed;
+}
+
+/* The receiver without the lock: the next message of its batch, if any
+ * (then true).  The batch's last one is committed at once (one lock), so
+ * that its slots are free and the next batch noted. */
+static bool rx_from_batch(struct chan *ch, void **msg)
+{
+    if (!ch->batching || ch->rx_batch == 0)
+        return false;
+    size_t k = ch->head + ch->rx_taken;
+    *msg = ch->buf[k >= ch->bufcap ? k - ch->bufcap : k];
+    ch->rx_taken++;
+    if (--ch->rx_batch == 0) {
+        struct wake_list wl;
+        wake_list_init(&wl);
+        spin_acquire(&ch->lock);
+        rx_commit(ch, &wl);
+        if (unlikely(ch->len == 0 && ch->recvq.head && (ch->senders == 0 || ch->closed)))
+            wake_all(ch, &ch->recvq, &wl);
+        rx_refill(ch);
+        spin_release(&ch->lock);
+        wake_list_wake(&wl);
+    }
+    return true;
+}
+
 /* Receive possible now without queueing: 1 took *msg, -EPIPE finished, 0 no. */
 static inline int recv_ready(struct chan *ch)
 {
@@ -295,6 +355,8 @@ void wisp_chan_rx_drop(wisp_chan_rx_t *rx)
     wake_list_init(&wl);
     spin_acquire(&ch->lock);
     WISP_CHECK_USE(ch->receivers > 0, "wisp_chan_rx_drop: no receiver left");
+    if (ch->batching)
+        rx_commit(ch, &wl);
     bool last = --ch->receivers == 0;
     ch->busy++;
     if (last)
@@ -314,6 +376,8 @@ void wisp_chan_close(wisp_chan_rx_t *rx)
     struct wake_list wl;
     wake_list_init(&wl);
     spin_acquire(&ch->lock);
+    if (ch->batching)
+        rx_commit(ch, &wl);
     chan_close_locked(ch, &wl);
     spin_release(&ch->lock);
     wake_list_wake(&wl);
@@ -466,12 +530,17 @@ int wisp_chan_try_recv(wisp_chan_rx_t *rx, void **msg)
     struct chan *ch = (struct chan *)rx;
     if (!ch || !msg)
         return -EINVAL;
+    if (rx_from_batch(ch, msg))
+        return 0;
     struct wake_list wl;
     wake_list_init(&wl);
     spin_acquire(&ch->lock);
+    rx_commit(ch, &wl);
     int r = recv_ready(ch);
-    if (r == 1)
+    if (r == 1) {
         *msg = take_msg(ch, &wl);
+        rx_refill(ch);
+    }
     spin_release(&ch->lock);
     wake_list_wake(&wl);
     return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
@@ -502,9 +571,18 @@ wisp_poll_t wisp_chan_recv_poll(void *pf, wisp_context_t *cx, void **output)
         waiter_set_state(&f->node, WAITER_DONE);
         goto out;
     }
+    if (waiter_state(&f->node) == WAITER_NONE && rx_from_batch(ch, &msg)) {
+        f->status = 0;
+        waiter_set_state(&f->node, WAITER_DONE);
+        if (output)
+            *output = msg;
+        return WISP_READY;
+    }
     struct wake_list wl;
     wake_list_init(&wl);
     spin_acquire(&ch->lock);
+    if (ch->batching)
+        rx_commit(ch, &wl);
     int r;
     if (waiter_state(&f->node) == WAITER_NOTIFIED) {
         if (f->node.tag == 0) /* a message was reserved for us */
@@ -528,8 +606,10 @@ wisp_poll_t wisp_chan_recv_poll(void *pf, wisp_context_t *cx, void **output)
         spin_release(&ch->lock);
         return WISP_PENDING;
     }
-    if (r == 1)
+    if (r == 1) {
         msg = take_msg(ch, &wl);
+        rx_refill(ch);
+    }
     spin_release(&ch->lock);
     wake_list_wake(&wl);
     wisp_waker_drop(&f->node.waker);

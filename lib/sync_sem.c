@@ -67,6 +67,7 @@
 
 struct sem {
     _Atomic size_t avail; /* permits << 4 | FIFO | STARVE | WAITERS | CLOSED */
+    size_t mode;          /* FIFO or 0, fixed at init: the fast paths' guess */
     struct spin lock;
     struct waitq q;
 #if WISP_DEBUG
@@ -105,6 +106,7 @@ static int sem_init(wisp_semaphore_t *ps, size_t permits, size_t mode)
         return -EINVAL;
     struct sem *s = sem_of(ps);
     atomic_init(&s->avail, permits << SEM_SHIFT | mode);
+    s->mode = mode;
     spin_init(&s->lock);
     s->q.head = s->q.tail = NULL;
 #if WISP_DEBUG
@@ -134,8 +136,10 @@ static inline bool sem_handoff(size_t a)
  * mode unless head (the head waiter, under the lock) asks. */
 static int sem_take(struct sem *s, size_t n, bool head)
 {
-    /* relaxed: the CAS below is what orders. */
-    size_t a = atomic_load_explicit(&s->avail, memory_order_relaxed);
+    /* No load first: guess the word (exactly n permits, no waiters), so
+     * that a contended line is fetched once, for the CAS, not twice; a
+     * wrong guess costs a failed CAS that returns the real word. */
+    size_t a = n << SEM_SHIFT | s->mode;
     for (;;) {
         if (a & SEM_CLOSED)
             return -EPIPE;
@@ -165,9 +169,9 @@ static void sem_flags(struct sem *s, size_t set, size_t clear)
  * and !locked: the caller must then take the lock and serve the queue. */
 static bool sem_put(struct sem *s, size_t n, bool locked)
 {
-    /* relaxed load; the CAS releases (pairs with the acquire of whoever
-     * takes these permits). */
-    size_t a = atomic_load_explicit(&s->avail, memory_order_relaxed);
+    /* A guess (no permits, no waiters), as in sem_take; the CAS releases
+     * (pairs with the acquire of whoever takes these permits). */
+    size_t a = s->mode;
     for (;;) {
         if ((a & SEM_WAITERS) && !locked)
             return false;
