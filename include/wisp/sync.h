@@ -48,7 +48,8 @@
  *
  * HANDLES AND THREADS.  Every handle and primitive may be used from any
  * thread, from poll functions or outside threads (a future is polled from
- * wisp_block_on there).  A channel's handles are counted: each clone must
+ * wisp_block_on there); an MPSC receiver, a broadcast or watch receiver
+ * and a oneshot's ends by one thread at a time (their owner's).  A channel's handles are counted: each clone must
  * be dropped once; the channel is freed with its last handle.  Primitives
  * (mutex, ...) live in your memory: init, use, destroy once no future of
  * theirs is alive.
