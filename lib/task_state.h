@@ -14,10 +14,12 @@
  *   bit 4   FINISHED    the future has been dropped; COMPLETED/CLOSED are
  *                       final; join handles report from here on
  *   bit 5   HANDLE      a join handle exists
- *   bit 6   AW_REG      } the awaiter slot's atomic waker (atomic_waker.h:
- *   bit 7   AW_WAKE     } REGISTERING, WAKING, HAS); only FINISH reads them
+ *   bit 6   AW_REG      the awaiter slot's atomic waker: registering
+ *   bit 7   AW_WAKE     ... waking
  *   bit 8   REGISTERED  listed in the registry (the task went idle once)
- *   bit 9   AW_HAS      } (AW_HAS), no transition here writes them
+ *   bit 9   AW_HAS      ... the slot holds a waker (bits 6, 7, 9 belong to
+ *                       atomic_waker.h's protocol: no transition here
+ *                       writes them; FINISH reads AW_HAS)
  *   bits 10..20  the registry shard it is listed in
  *   bits 21..31  allocation size in 16-byte units (0: too large to record)
  *   bits 32..63  reference count
