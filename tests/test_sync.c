@@ -4238,6 +4238,82 @@ START_TEST(polled_again_after_ready_same_result)
 }
 END_TEST
 
+/* ==== a timeout around a receive ========================================== */
+
+struct timed_recv {
+    wisp_timeout_t t;
+    wisp_chan_recv_t recv;
+    int status;
+};
+
+static wisp_poll_t timed_recv_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct timed_recv *tr = f;
+    return wisp_timeout_poll(&tr->t, cx, &tr->status, out);
+}
+
+struct late_send {
+    wisp_sleep_t sleep;
+    wisp_chan_tx_t *tx;
+    int armed;
+};
+
+static wisp_poll_t late_send_poll(void *f, wisp_context_t *cx, void **out)
+{
+    struct late_send *ls = f;
+    (void)out;
+    if (!ls->armed) {
+        wisp_sleep_init(&ls->sleep, 5 * 1000000ull);
+        ls->armed = 1;
+    }
+    if (wisp_sleep_poll(&ls->sleep, cx, NULL) == WISP_PENDING)
+        return WISP_PENDING;
+    wisp_sleep_drop(&ls->sleep);
+    ck_assert_int_eq(wisp_chan_try_send(ls->tx, MSG(77)), 0);
+    return WISP_READY;
+}
+
+/* wisp_timeout_t bounds a receive: on an empty channel it times out, and
+ * the receive dropped then took nothing (a message sent after is received
+ * by the next receive); a message that comes in time is the output. */
+START_TEST(timeout_around_a_receive)
+{
+    wisp_runtime_t *rt = rt_new(2);
+    wisp_chan_tx_t *tx;
+    wisp_chan_rx_t *rx;
+    ck_assert_int_eq(wisp_mpsc_new(&tx, &rx, 4, NULL), 0);
+    struct timed_recv tr;
+    void *out = MSG(1);
+    wisp_chan_recv_init(&tr.recv, rx);
+    wisp_timeout_init(&tr.t, 20 * 1000000ull, wisp_chan_recv_poll, &tr.recv);
+    uint64_t t0 = wisp_now_ns();
+    ck_assert_int_eq(wisp_block_on(rt, timed_recv_poll, &tr, &out), 0);
+    ck_assert_int_eq(tr.status, -ETIMEDOUT);
+    ck_assert_uint_ge(wisp_now_ns() - t0, 20 * 1000000ull);
+    wisp_timeout_drop(&tr.t);
+    wisp_chan_recv_drop(&tr.recv); /* queued when dropped: takes nothing */
+    ck_assert_int_eq(wisp_chan_try_send(tx, MSG(5)), 0);
+    void *m = NULL;
+    ck_assert_int_eq(wisp_chan_try_recv(rx, &m), 0);
+    ck_assert_uint_eq(VAL(m), 5);
+
+    /* in time: a task sends after 5 ms, the timeout is 10 s */
+    struct late_send ls = { .tx = tx };
+    ck_assert_int_eq(wisp_spawn(rt, late_send_poll, &ls, sizeof(ls), NULL, NULL), 0);
+    wisp_chan_recv_init(&tr.recv, rx);
+    wisp_timeout_init(&tr.t, 10000 * 1000000ull, wisp_chan_recv_poll, &tr.recv);
+    ck_assert_int_eq(wisp_block_on(rt, timed_recv_poll, &tr, &out), 0);
+    ck_assert_int_eq(tr.status, 0);
+    ck_assert_uint_eq(VAL(out), 77);
+    ck_assert_int_eq(wisp_chan_recv_status(&tr.recv), 0);
+    wisp_timeout_drop(&tr.t);
+    wisp_chan_recv_drop(&tr.recv);
+    wisp_chan_tx_drop(tx);
+    wisp_chan_rx_drop(rx);
+    ck_assert_int_eq(wisp_runtime_free(rt), 0);
+}
+END_TEST
+
 /* ==== misuse the debug build catches =================================== */
 
 static void *unlock_elsewhere(void *m)
@@ -4311,6 +4387,7 @@ int main(void)
     /* bad input, closed channels */
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, misuse_caught_in_debug_builds);
+    tcase_add_test(tc, timeout_around_a_receive);
     tcase_add_test(tc, select_and_join_all_of_nothing);
     tcase_add_test(tc, try_forms_on_closed_channels);
     /* FIFO, no barging */
