@@ -26,13 +26,25 @@
  *   - The receiver's batch (bounded MPSC: one receiver, a ring that never
  *     moves).  Under the lock the receiver notes how many messages are
  *     queued (rx_batch); it then delivers them one per receive without the
- *     lock, reading the slots in place (senders write only past head +
- *     len, and wrote these before our lock acquire), and counts them in
- *     rx_taken.  They stay counted in len, so the capacity is never
- *     exceeded; when the batch runs out, or before anything else done
- *     under the lock, the receiver commits them (head, len) and grants the
- *     slots freed to queued senders.  A consumer that keeps up with its
- *     producers thus takes the lock once per batch, not per message.
+ *     lock, reading the slots in place (written before our lock acquire),
+ *     counting them in rx_taken and publishing that count in rx_done
+ *     (release).  Senders count the slots of delivered messages free (a
+ *     sender's capacity check is len - rx_done + reserved < capacity, its
+ *     acquire load pairing with that release), and may write into them:
+ *     a push lands at head + len, which is past the undelivered messages
+ *     as long as fewer than capacity are undelivered.  When the batch runs
+ *     out, or before anything else done under the lock, the receiver
+ *     commits (head and len move past the delivered ones, rx_done back to
+ *     0) and grants the slots freed to queued senders.  A consumer that
+ *     keeps up with its producers takes the lock once per batch.
+ *     No sender may wait for a slot the receiver has freed without a
+ *     commit: a sender about to queue sets send_waiting, then (seq_cst
+ *     fence) reads rx_done again; the receiver publishes rx_done, then
+ *     (seq_cst fence) reads send_waiting and, if set, commits at once
+ *     (under the lock, granting the slot).  Store-buffer pattern with both
+ *     fences seq_cst: at least one of the two sees the other's store, so
+ *     either the sender finds the slot or the receiver commits and grants
+ *     it.  (ThreadSanitizer does not model the fences; this is the proof.)
  *   - Closing.  The last sender dropped: receivers take what is queued,
  *     then get -EPIPE; every queued receiver is woken.  The last receiver
  *     dropped, or wisp_chan_close: closed; sends fail with -EPIPE; queued
@@ -65,17 +77,24 @@ struct chan {
     size_t bufcap;
     size_t reserved;     /* slots granted to queued senders, not yet filled */
     size_t claimed;      /* messages reserved for notified receivers */
-    /* The receiver's batch (bounded MPSC only: below), its own fields:
-     * rx_taken messages at the head are delivered and not yet committed,
-     * the rx_batch after them it may deliver without the lock. */
     bool batching;
-    size_t rx_taken, rx_batch;
     size_t senders, receivers;
     unsigned busy;       /* droppers inside an unlocked window (see below) */
     struct waitq sendq, recvq;
     wisp_drop_fn drop_msg;
     void **buf;          /* bounded: ring[] below */
-    void *ring[];
+    /* The receiver's batch (bounded MPSC only: below), its own line:
+     * rx_taken messages from rx_head are delivered and not yet committed,
+     * the rx_batch after them it may deliver without the lock; rx_head
+     * is head as of its last commit (only it moves head). */
+    _Alignas(WISP_CACHE_LINE) size_t rx_taken, rx_batch, rx_head, rx_cap;
+    /* rx_taken as the senders see it (they count those slots free): the
+     * receiver writes it per message, so a line of its own. */
+    _Alignas(WISP_CACHE_LINE) _Atomic size_t rx_done;
+    /* A sender is about to queue (the receiver then commits at once): the
+     * handshake in rx_from_batch.  Read per message, written rarely. */
+    _Alignas(WISP_CACHE_LINE) _Atomic uint32_t send_waiting;
+    _Alignas(WISP_CACHE_LINE) void *ring[];
 };
 
 struct send_fut {
@@ -117,6 +136,7 @@ static int chan_create(wisp_chan_tx_t **tx, wisp_chan_rx_t **rx, size_t cap, boo
     ch->bufcap = ring;
     ch->buf = unbounded ? NULL : ch->ring;
     ch->batching = !unbounded && !mpmc;
+    ch->rx_cap = cap;
     ch->senders = 1;
     ch->receivers = 1;
     ch->drop_msg = drop_msg;
@@ -178,9 +198,19 @@ static bool chan_grow(struct chan *ch)
 
 static inline void ring_push(struct chan *ch, void *msg)
 {
-    size_t k = ch->head + ch->len;
-    ch->buf[k >= ch->bufcap ? k - ch->bufcap : k] = msg;
+    size_t k = ch->head + ch->len; /* len may exceed bufcap by rx_done: see above */
+    while (k >= ch->bufcap)
+        k -= ch->bufcap;
+    ch->buf[k] = msg;
     ch->len++;
+}
+
+/* Under the lock: the messages that hold a slot (not delivered). */
+static inline size_t chan_used(const struct chan *ch)
+{
+    /* acquire: pairs with the receiver's release store in rx_from_batch:
+     * the slots of the messages it counts were read before. */
+    return ch->len - atomic_load_explicit(&((struct chan *)ch)->rx_done, memory_order_acquire);
 }
 
 static inline void *ring_pop(struct chan *ch)
@@ -203,11 +233,15 @@ static inline void wake_receiver(struct chan *ch, struct wake_list *wl)
     }
 }
 
-/* A slot is free: grant it to the head sender, if one waits. */
-static inline void grant_sender(struct chan *ch, struct wake_list *wl)
+/* Slots are free: grant them to the queued senders, in order.  A full
+ * wake list is woken with the lock dropped (waitq.h) before each grant. */
+static void grant_senders(struct chan *ch, struct wake_list *wl)
 {
-    if (!ch->unbounded && ch->sendq.head && !ch->closed &&
-        ch->len + ch->reserved < ch->cap) {
+    for (;;) {
+        wake_list_flush(wl, &ch->lock);
+        if (ch->unbounded || !ch->sendq.head || ch->closed ||
+            chan_used(ch) + ch->reserved >= ch->cap)
+            return;
         waitq_notify_head(&ch->sendq, wl, 0);
         ch->reserved++;
     }
@@ -221,7 +255,7 @@ static void wake_all(struct chan *ch, struct waitq *q, struct wake_list *wl);
 static inline void *take_msg(struct chan *ch, struct wake_list *wl)
 {
     void *m = ring_pop(ch);
-    grant_sender(ch, wl);
+    grant_senders(ch, wl);
     if (unlikely(ch->len == 0 && ch->recvq.head && (ch->senders == 0 || ch->closed)))
         wake_all(ch, &ch->recvq, wl);
     return m;
@@ -233,18 +267,25 @@ static inline void *take_msg(struct chan *ch, struct wake_list *wl)
 static inline void rx_commit(struct chan *ch, struct wake_list *wl)
 {
     ch->rx_batch = 0;
-    for (; ch->rx_taken; ch->rx_taken--) {
+    if (!ch->rx_taken)
+        return;
+    for (; ch->rx_taken; ch->rx_taken--)
         ring_pop(ch);
-        grant_sender(ch, wl);
-    }
+    /* relaxed: under the lock, which orders it for the senders. */
+    atomic_store_explicit(&ch->rx_done, 0, memory_order_relaxed);
+    if (!ch->sendq.head)
+        atomic_store_explicit(&ch->send_waiting, 0, memory_order_relaxed);
+    grant_senders(ch, wl);
 }
 
 /* The receiver, under the lock, after taking a message: the queued ones
  * (not claimed by another receive) make its next batch. */
 static inline void rx_refill(struct chan *ch)
 {
-    if (ch->batching)
+    if (ch->batching) {
         ch->rx_batch = ch->len - ch->claimed;
+        ch->rx_head = ch->head;
+    }
 }
 
 /* The receiver without the lock: the next message of its batch, if any
@@ -252,12 +293,18 @@ static inline void rx_refill(struct chan *ch)
  * that its slots are free and the next batch noted. */
 static bool rx_from_batch(struct chan *ch, void **msg)
 {
-    if (!ch->batching || ch->rx_batch == 0)
+    if (ch->rx_batch == 0) /* never set unless batching */
         return false;
-    size_t k = ch->head + ch->rx_taken;
-    *msg = ch->buf[k >= ch->bufcap ? k - ch->bufcap : k];
+    size_t k = ch->rx_head + ch->rx_taken; /* rx_cap: cap == bufcap, bounded */
+    *msg = ch->ring[k >= ch->rx_cap ? k - ch->rx_cap : k];
     ch->rx_taken++;
-    if (--ch->rx_batch == 0) {
+    /* release: the slot was read before; pairs with chan_used's acquire. */
+    atomic_store_explicit(&ch->rx_done, ch->rx_taken, memory_order_release);
+    /* seq_cst fence: the store above before the load below (the
+     * handshake with a queueing sender, in the protocol above). */
+    atomic_thread_fence(memory_order_seq_cst);
+    bool waiting = atomic_load_explicit(&ch->send_waiting, memory_order_relaxed);
+    if (--ch->rx_batch == 0 || waiting) {
         struct wake_list wl;
         wake_list_init(&wl);
         spin_acquire(&ch->lock);
@@ -355,10 +402,10 @@ void wisp_chan_rx_drop(wisp_chan_rx_t *rx)
     wake_list_init(&wl);
     spin_acquire(&ch->lock);
     WISP_CHECK_USE(ch->receivers > 0, "wisp_chan_rx_drop: no receiver left");
+    ch->busy++; /* before anything that may drop the lock for a while */
     if (ch->batching)
         rx_commit(ch, &wl);
     bool last = --ch->receivers == 0;
-    ch->busy++;
     if (last)
         chan_close_locked(ch, &wl);
     bool free_it = --ch->busy == 0 && ch->senders == 0 && ch->receivers == 0;
@@ -400,7 +447,7 @@ size_t wisp_chan_len(const wisp_chan_rx_t *rx)
     if (!ch)
         return 0;
     spin_acquire(&ch->lock);
-    size_t n = ch->len;
+    size_t n = chan_used(ch);
     spin_release(&ch->lock);
     return n;
 }
@@ -415,7 +462,7 @@ static inline int send_now(struct chan *ch, void *msg, struct wake_list *wl)
     if (ch->unbounded) {
         if (!chan_grow(ch))
             return -ENOMEM;
-    } else if (ch->sendq.head || ch->len + ch->reserved >= ch->cap) {
+    } else if (ch->sendq.head || chan_used(ch) + ch->reserved >= ch->cap) {
         return -EAGAIN;
     }
     ring_push(ch, msg);
@@ -470,6 +517,13 @@ wisp_poll_t wisp_chan_send_poll(void *pf, wisp_context_t *cx, void **output)
     switch (waiter_state(&f->node)) {
     case WAITER_NONE:
         r = send_now(ch, f->msg, &wl);
+        if (r == -EAGAIN && ch->batching && !ch->sendq.head) {
+            /* About to queue behind a receiver's batch: the handshake of
+             * the protocol above, then look again. */
+            atomic_store_explicit(&ch->send_waiting, 1, memory_order_relaxed);
+            atomic_thread_fence(memory_order_seq_cst);
+            r = send_now(ch, f->msg, &wl);
+        }
         if (r == -EAGAIN) {
             waiter_set_waker(&f->node, cx);
             waitq_push_back(&ch->sendq, &f->node);
@@ -514,7 +568,7 @@ void wisp_chan_send_drop(void *pf)
             waitq_remove(&ch->sendq, &f->node);
         } else if (f->node.tag == 0) { /* a granted slot passes on */
             ch->reserved--;
-            grant_sender(ch, &wl);
+            grant_senders(ch, &wl);
         }
         spin_release(&ch->lock);
         wake_list_wake(&wl);

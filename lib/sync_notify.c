@@ -89,9 +89,17 @@ void wisp_notify_destroy(wisp_notify_t *pn)
         WISP_CHECK_USE(!((struct notify *)pn)->q.head, "wisp_notify_destroy with waiters queued");
 }
 
+/* The oldest waiter not already being woken by a notify_waiters under way
+ * (those queued before its generation: it dropped the lock to wake a
+ * batch), else the permit. */
 static void notify_one_locked(struct notify *n, struct wake_list *wl)
 {
-    if (!waitq_notify_head(&n->q, wl, NOTIFY_ONE))
+    struct waiter *w = n->q.head;
+    while (w && w->gen < n->gen)
+        w = w->next;
+    if (w)
+        waitq_notify(&n->q, w, wl, NOTIFY_ONE);
+    else
         n->permit = true;
 }
 

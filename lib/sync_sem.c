@@ -195,6 +195,9 @@ static inline uint64_t waited_ns(const struct waiter *w, uint64_t now)
 static void sem_serve_locked(struct sem *s, struct wake_list *wl)
 {
     for (;;) {
+        /* Room in the wake list first: a full one is woken with the lock
+         * dropped, so nothing read before it is trusted after it. */
+        wake_list_flush(wl, &s->lock);
         struct waiter *w = s->q.head;
         /* relaxed: under the lock (flags), a hint for the count. */
         size_t a = atomic_load_explicit(&s->avail, memory_order_relaxed);
@@ -210,21 +213,13 @@ static void sem_serve_locked(struct sem *s, struct wake_list *wl)
         if (a & (SEM_STARVE | SEM_FIFO)) {
             if (sem_take(s, w->n, true) != 0)
                 return; /* not enough yet: they accumulate for it */
-            wake_list_flush(wl, &s->lock);
-            if (s->q.head != w) { /* it left while we were unlocked */
-                sem_put(s, w->n, true);
-                continue;
-            }
             waitq_notify_head(&s->q, wl, 0);
             continue;
         }
-        if ((a >> SEM_SHIFT) >= w->n && !(w->tag & W_WOKEN)) {
+        if ((a >> SEM_SHIFT) >= w->n && !(w->tag & W_WOKEN) && w->waker.vtable) {
             w->tag |= W_WOKEN;
-            wake_list_flush(wl, &s->lock);
-            if (s->q.head == w && w->waker.vtable) {
-                wl->w[wl->n++] = w->waker;
-                w->waker = WISP_WAKER_EMPTY;
-            }
+            wl->w[wl->n++] = w->waker;
+            w->waker = WISP_WAKER_EMPTY;
         }
         return;
     }
@@ -251,7 +246,7 @@ int wisp_semaphore_try_acquire(wisp_semaphore_t *ps, size_t n)
     int r = sem_take(s, n, false);
     if (r == 0)
         held_add(s, n);
-    return r == -EPIPE ? -EAGAIN : r;
+    return r;
 }
 
 void wisp_semaphore_release(wisp_semaphore_t *ps, size_t n)
@@ -405,8 +400,9 @@ wisp_poll_t wisp_acquire_poll(void *pf, wisp_context_t *cx, void **output)
         wake_list_wake(&wl);
         return WISP_PENDING;
     }
-    if (r == 1) /* sem_serve_locked handed it its permits just now */
-        r = 0;
+    if (r == 1) /* sem_serve_locked handed it its permits just now, or a
+                 * close came while it had the lock dropped */
+        r = (f->node.tag & W_CLOSED) ? -EPIPE : 0;
     spin_release(&s->lock);
     wake_list_wake(&wl);
     return acquire_done(f, r, output);

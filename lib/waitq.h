@@ -100,7 +100,8 @@ static inline void waitq_push_front(struct waitq *q, struct waiter *w)
     waiter_set_state(w, WAITER_QUEUED);
 }
 
-static inline void waitq_remove(struct waitq *q, struct waiter *w)
+/* Unlinks w; its state is the caller's to set. */
+static inline void waitq_unlink(struct waitq *q, struct waiter *w)
 {
     WISP_ASSERT(waiter_state(w) == WAITER_QUEUED);
     if (w->prev)
@@ -112,6 +113,12 @@ static inline void waitq_remove(struct waitq *q, struct waiter *w)
     else
         q->tail = w->prev;
     w->next = w->prev = NULL;
+}
+
+/* The owner takes its waiter off the queue (NONE: its own state). */
+static inline void waitq_remove(struct waitq *q, struct waiter *w)
+{
+    waitq_unlink(q, w);
     waiter_set_state(w, WAITER_NONE);
 }
 
@@ -142,19 +149,29 @@ static inline void wake_list_wake(struct wake_list *l)
     l->n = 0;
 }
 
-/* Takes the head waiter off q as NOTIFIED (with tag) and moves its waker
- * into l (not full).  Returns it, or NULL for an empty queue. */
+/* Takes waiter w off q as NOTIFIED (with tag) and moves its waker into l
+ * (not full). */
+static inline void waitq_notify(struct waitq *q, struct waiter *w, struct wake_list *l,
+                                uint32_t tag)
+{
+    WISP_ASSERT(!wake_list_full(l));
+    /* Straight from QUEUED to NOTIFIED: the owner, looking without the
+     * lock, must never see NONE here (it would take NONE for its own). */
+    waitq_unlink(q, w);
+    waiter_set_state(w, WAITER_NOTIFIED);
+    w->tag = tag;
+    l->w[l->n++] = w->waker;
+    w->waker = WISP_WAKER_EMPTY;
+}
+
+/* The head waiter, as waitq_notify.  Returns it, or NULL for an empty
+ * queue. */
 static inline struct waiter *waitq_notify_head(struct waitq *q, struct wake_list *l, uint32_t tag)
 {
     struct waiter *w = q->head;
     if (!w)
         return NULL;
-    WISP_ASSERT(!wake_list_full(l));
-    waitq_remove(q, w);
-    waiter_set_state(w, WAITER_NOTIFIED);
-    w->tag = tag;
-    l->w[l->n++] = w->waker;
-    w->waker = WISP_WAKER_EMPTY;
+    waitq_notify(q, w, l, tag);
     return w;
 }
 

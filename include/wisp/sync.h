@@ -333,8 +333,8 @@ typedef struct wisp_semaphore {
 /* -EINVAL: permits over WISP_SEMAPHORE_MAX. */
 WISP_API int wisp_semaphore_init(wisp_semaphore_t *s, size_t permits);
 WISP_API void wisp_semaphore_destroy(wisp_semaphore_t *s);
-/* 0, -EAGAIN (not enough, or waiters queued first), -EINVAL (n 0 or over
- * the maximum). */
+/* 0, -EAGAIN (not enough, or waiters queued first), -EPIPE (closed),
+ * -EINVAL (n 0 or over the maximum). */
 WISP_API int wisp_semaphore_try_acquire(wisp_semaphore_t *s, size_t n);
 /* Gives back n permits acquired before (more than were acquired: caught in
  * the debug build). */
