@@ -4238,6 +4238,51 @@ START_TEST(polled_again_after_ready_same_result)
 }
 END_TEST
 
+/* A bounded channel's capacity counts undelivered messages only: a message
+ * the receiver has taken frees its slot at once, even while the receiver
+ * delivers from a batch it noted under the lock (sync_chan.c). */
+START_TEST(received_messages_free_their_slots_at_once)
+{
+    wisp_chan_tx_t *tx;
+    wisp_chan_rx_t *rx;
+    ck_assert_int_eq(wisp_mpsc_new(&tx, &rx, 4, NULL), 0);
+    for (uintptr_t v = 1; v <= 4; v++)
+        ck_assert_int_eq(wisp_chan_try_send(tx, MSG(v)), 0);
+    ck_assert_int_eq(wisp_chan_try_send(tx, MSG(9)), -EAGAIN);
+    void *m;
+    ck_assert_int_eq(wisp_chan_try_recv(rx, &m), 0);
+    ck_assert_uint_eq(VAL(m), 1);
+    ck_assert_int_eq(wisp_chan_try_recv(rx, &m), 0);
+    ck_assert_uint_eq(VAL(m), 2);
+    ck_assert_uint_eq(wisp_chan_len(rx), 2);
+    ck_assert_int_eq(wisp_chan_try_send(tx, MSG(5)), 0);
+    ck_assert_int_eq(wisp_chan_try_send(tx, MSG(6)), 0);
+    ck_assert_int_eq(wisp_chan_try_send(tx, MSG(9)), -EAGAIN); /* 3, 4, 5, 6 */
+    /* a sender that queues now is served by the next receive */
+    struct hand h;
+    hand_init(&h);
+    wisp_chan_send_t s;
+    wisp_chan_send_init(&s, tx, MSG(7));
+    ck_pending(wisp_chan_send_poll, &s, &h);
+    for (uintptr_t v = 3; v <= 6; v++) {
+        ck_assert_int_eq(wisp_chan_try_recv(rx, &m), 0);
+        ck_assert_uint_eq(VAL(m), v);
+        if (v == 3)
+            ck_assert_int_ge(woken(&h), 1);
+    }
+    void *out;
+    ck_ready(wisp_chan_send_poll, &s, &h, &out);
+    ck_assert_int_eq(STATUS(out), 0);
+    wisp_chan_send_drop(&s);
+    ck_assert_int_eq(wisp_chan_try_recv(rx, &m), 0);
+    ck_assert_uint_eq(VAL(m), 7);
+    ck_assert_int_eq(wisp_chan_try_recv(rx, &m), -EAGAIN);
+    wisp_chan_tx_drop(tx);
+    wisp_chan_rx_drop(rx);
+    hand_fini(&h);
+}
+END_TEST
+
 /* ==== a timeout around a receive ========================================== */
 
 struct timed_recv {
@@ -4388,6 +4433,7 @@ int main(void)
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, misuse_caught_in_debug_builds);
     tcase_add_test(tc, timeout_around_a_receive);
+    tcase_add_test(tc, received_messages_free_their_slots_at_once);
     tcase_add_test(tc, select_and_join_all_of_nothing);
     tcase_add_test(tc, try_forms_on_closed_channels);
     /* FIFO, no barging */
