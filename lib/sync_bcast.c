@@ -270,16 +270,10 @@ wisp_poll_t wisp_bcast_recv_poll(void *pf, wisp_context_t *cx, void **output)
 void wisp_bcast_recv_drop(void *pf)
 {
     struct bcast_fut *f = pf;
-    uint32_t st = waiter_state(&f->node);
-    if (f->rx && (st == WAITER_QUEUED || st == WAITER_NOTIFIED)) {
-        struct bcast *ch = f->rx->ch;
-        spin_acquire(&ch->lock);
-        if (waiter_state(&f->node) == WAITER_QUEUED)
-            waitq_remove(&ch->q, &f->node);
-        spin_release(&ch->lock);
-    }
-    waiter_set_state(&f->node, WAITER_DONE);
-    wisp_waker_drop(&f->node.waker);
+    if (f->rx)
+        waiter_leave(&f->rx->ch->q, &f->rx->ch->lock, &f->node);
+    else
+        waiter_set_state(&f->node, WAITER_DONE);
 }
 
 /* ==== watch ==== */
@@ -489,14 +483,8 @@ wisp_poll_t wisp_watch_changed_poll(void *pf, wisp_context_t *cx, void **output)
 void wisp_watch_changed_drop(void *pf)
 {
     struct watch_fut *f = pf;
-    uint32_t st = waiter_state(&f->node);
-    if (f->rx && (st == WAITER_QUEUED || st == WAITER_NOTIFIED)) {
-        struct watch *ch = f->rx->ch;
-        spin_acquire(&ch->lock);
-        if (waiter_state(&f->node) == WAITER_QUEUED)
-            waitq_remove(&ch->q, &f->node);
-        spin_release(&ch->lock);
-    }
-    waiter_set_state(&f->node, WAITER_DONE);
-    wisp_waker_drop(&f->node.waker);
+    if (f->rx)
+        waiter_leave(&f->rx->ch->q, &f->rx->ch->lock, &f->node);
+    else
+        waiter_set_state(&f->node, WAITER_DONE);
 }

@@ -251,14 +251,10 @@ void wisp_barrier_wait_drop(void *pf)
 {
     struct event_fut *f = pf;
     struct barrier *b = f->prim;
-    if (b && waiter_state(&f->node) == WAITER_QUEUED) {
-        spin_acquire(&b->lock);
-        if (waiter_state(&f->node) == WAITER_QUEUED)
-            waitq_remove(&b->q, &f->node); /* it stays counted as arrived */
-        spin_release(&b->lock);
-    }
-    waiter_set_state(&f->node, WAITER_DONE);
-    wisp_waker_drop(&f->node.waker);
+    if (b) /* an arrival stays counted */
+        waiter_leave(&b->q, &b->lock, &f->node);
+    else
+        waiter_set_state(&f->node, WAITER_DONE);
 }
 
 /* ---- wait group ---- */

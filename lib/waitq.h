@@ -199,6 +199,23 @@ static inline void waitq_notify_before(struct waitq *q, struct wake_list *l,
     }
 }
 
+/* Drops a waiter whose primitive wants nothing from it but that it leave
+ * the queue (a notification it got needs no passing on).  QUEUED or
+ * NOTIFIED, it takes the lock: that orders the notifier's move of its
+ * waker before the drop below. */
+static inline void waiter_leave(struct waitq *q, struct spin *lock, struct waiter *w)
+{
+    uint32_t st = waiter_state(w);
+    if (st == WAITER_QUEUED || st == WAITER_NOTIFIED) {
+        spin_acquire(lock);
+        if (waiter_state(w) == WAITER_QUEUED)
+            waitq_remove(q, w);
+        spin_release(lock);
+    }
+    waiter_set_state(w, WAITER_DONE);
+    wisp_waker_drop(&w->waker);
+}
+
 /* The waker the future was polled with, stored in its node. */
 static inline void waiter_set_waker(struct waiter *w, const wisp_context_t *cx)
 {
