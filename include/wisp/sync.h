@@ -49,10 +49,13 @@
  * HANDLES AND THREADS.  Every handle and primitive may be used from any
  * thread, from poll functions or outside threads (a future is polled from
  * wisp_block_on there); an MPSC receiver, a broadcast or watch receiver
- * and a oneshot's ends by one thread at a time (their owner's).  A channel's handles are counted: each clone must
- * be dropped once; the channel is freed with its last handle.  Primitives
- * (mutex, ...) live in your memory: init, use, destroy once no future of
- * theirs is alive.
+ * and a oneshot's ends by one thread at a time (their owner's).  A
+ * channel's handles are counted: each clone must be dropped once; the
+ * channel is freed with its last handle.  A future uses the handle it was
+ * made with: drop the future before that handle.  Primitives (mutex, ...)
+ * live in your memory: init, use, destroy once no future of theirs is
+ * alive (a wait group may be destroyed as soon as a wait completed: the
+ * last done() touches it no more after that).
  *
  * STATUS CODES.  0 or a negative errno: -EINVAL for NULL arguments or a
  * capacity 0 where it is not allowed, -ENOMEM, -EAGAIN (a try_ form that
