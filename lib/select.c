@@ -14,9 +14,11 @@
 
 #include <wisp/sync.h>
 
+#include "util.h"
+
 /* Where a select starts: a per-thread counter, so that a select made
  * afresh each round (the usual loop) does not favour branch 0. */
-static _Thread_local size_t select_seed;
+static WISP_TLS size_t select_seed;
 
 static void branch_drop(wisp_branch_t *b)
 {
