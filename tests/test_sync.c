@@ -507,6 +507,7 @@ START_TEST(mutex_waiters_lock_in_fifo_order)
     wisp_mutex_lock_t f[K + 1];
     void *out;
     ck_assert_int_eq(wisp_mutex_try_lock(&m), 0);
+    uint64_t first_queued = wisp_now_ns(); /* f[0] queues after this */
     for (int i = 0; i < K; i++) {
         wisp_mutex_lock_init(&f[i], &m);
         ck_pending(wisp_mutex_lock_poll, &f[i], &h[i]);
@@ -518,19 +519,27 @@ START_TEST(mutex_waiters_lock_in_fifo_order)
         for (int j = i + 1; j <= K; j++)
             ck_assert_msg(woken(&h[j]) == 0, "unlock %d woke waiter %d too", i, j);
         if (i == 1) { /* a newcomer barges in: f[1] stays first, woken again */
-            ck_assert_int_eq(wisp_mutex_try_lock(&m), 0);
-            ck_pending(wisp_mutex_lock_poll, &f[i], &h[i]);
-            wisp_mutex_unlock(&m);
-            ck_assert_int_eq(woken(&h[i]), 2);
-            for (int j = i + 1; j <= K; j++)
-                ck_assert_msg(woken(&h[j]) == 0, "the newcomer's unlock woke waiter %d", j);
+            /* Unless a waiter has waited 1 ms by now (a slow or loaded
+             * machine): then the lock may have been handed over already. */
+            bool young = wisp_now_ns() - first_queued < 1000000;
+            int r = wisp_mutex_try_lock(&m);
+            if (young)
+                ck_assert_int_eq(r, 0);
+            if (r == 0) {
+                ck_pending(wisp_mutex_lock_poll, &f[i], &h[i]);
+                wisp_mutex_unlock(&m);
+                ck_assert_int_eq(woken(&h[i]), 2);
+                for (int j = i + 1; j <= K; j++)
+                    ck_assert_msg(woken(&h[j]) == 0, "the newcomer's unlock woke waiter %d", j);
+            }
         }
         if (i == 3) { /* f[3] has waited 1 ms: it gets the lock handed over */
-            ck_assert_int_eq(wisp_mutex_try_lock(&m), 0);
-            ck_pending(wisp_mutex_lock_poll, &f[i], &h[i]);
-            usleep(2000);
-            wisp_mutex_unlock(&m);
-            ck_assert_int_eq(woken(&h[i]), 2);
+            if (wisp_mutex_try_lock(&m) == 0) { /* not handed over yet: barge, then wait */
+                ck_pending(wisp_mutex_lock_poll, &f[i], &h[i]);
+                usleep(2000);
+                wisp_mutex_unlock(&m);
+                ck_assert_int_eq(woken(&h[i]), 2);
+            }
             ck_assert_int_eq(wisp_mutex_try_lock(&m), -EAGAIN); /* starving: no barging */
         }
         if (i == K / 2) { /* a newcomer queues behind everyone */
