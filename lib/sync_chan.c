@@ -160,19 +160,26 @@ int wisp_mpmc_new(wisp_chan_tx_t **tx, wisp_chan_rx_t **rx, size_t capacity, wis
     return chan_create(tx, rx, capacity, false, true, drop_msg);
 }
 
+/* ---- the ring ---- */
+
+/* The slot i places after head (i may pass bufcap by rx_done: see above). */
+static inline void **ring_slot(struct chan *ch, size_t i)
+{
+    size_t k = ch->head + i;
+    while (k >= ch->bufcap)
+        k -= ch->bufcap;
+    return &ch->buf[k];
+}
+
 static void chan_free(struct chan *ch)
 {
     if (ch->drop_msg)
-        for (size_t i = 0; i < ch->len; i++) {
-            size_t k = ch->head + i;
-            ch->drop_msg(ch->buf[k >= ch->bufcap ? k - ch->bufcap : k]);
-        }
+        for (size_t i = 0; i < ch->len; i++)
+            ch->drop_msg(*ring_slot(ch, i));
     if (ch->unbounded)
         alloc_free(ch->buf);
     alloc_free(ch);
 }
-
-/* ---- the ring ---- */
 
 /* Unbounded: makes room for one more; false when out of memory. */
 static bool chan_grow(struct chan *ch)
@@ -185,10 +192,8 @@ static bool chan_grow(struct chan *ch)
     void **nb = alloc_zeroed(1, ncap * sizeof(void *), 0);
     if (!nb)
         return false;
-    for (size_t i = 0; i < ch->len; i++) {
-        size_t k = ch->head + i;
-        nb[i] = ch->buf[k >= ch->bufcap ? k - ch->bufcap : k];
-    }
+    for (size_t i = 0; i < ch->len; i++)
+        nb[i] = *ring_slot(ch, i);
     alloc_free(ch->buf);
     ch->buf = nb;
     ch->bufcap = ncap;
@@ -198,10 +203,7 @@ static bool chan_grow(struct chan *ch)
 
 static inline void ring_push(struct chan *ch, void *msg)
 {
-    size_t k = ch->head + ch->len; /* len may exceed bufcap by rx_done: see above */
-    while (k >= ch->bufcap)
-        k -= ch->bufcap;
-    ch->buf[k] = msg;
+    *ring_slot(ch, ch->len) = msg;
     ch->len++;
 }
 
