@@ -506,6 +506,7 @@ static wisp_poll_t pending(struct epoll_driver *ed, struct io_future *f, wisp_co
 static wisp_poll_t multi_ready(struct io_future *f, int64_t res, void **output)
 {
     wait_end(f);
+    f->result = res; /* wisp_io_result reads each result too */
     if (output)
         *output = (void *)(intptr_t)res;
     return WISP_READY;

@@ -697,19 +697,29 @@ static bool take_multi(struct io_future *f, struct io_op *op, int64_t *res)
     return true;
 }
 
+/* A multishot op's next result: READY, the op still running. */
+static wisp_poll_t multi_result(struct io_future *f, int64_t res, void **output)
+{
+    f->result = res;
+    if (output)
+        *output = (void *)(intptr_t)res;
+    return WISP_READY;
+}
+
 /* Where a started op stands: READY with its (next) result, or PENDING. */
 static wisp_poll_t op_check(struct io_future *f, struct io_op *op, void **output)
 {
     int64_t res;
     if (op->qsize) {
+        /* Each result is also left in f->result, for wisp_io_result. */
         if (take_multi(f, op, &res))
-            return output ? (*output = (void *)(intptr_t)res, WISP_READY) : WISP_READY;
+            return multi_result(f, res, output);
         /* acquire: the owner's acq_rel setting COMPLETE (after its last
          * push to the queue, which we then see). */
         if (!(atomic_load_explicit(&op->state, memory_order_acquire) & OP_COMPLETE))
             return WISP_PENDING;
         if (take_multi(f, op, &res)) /* pushed just before COMPLETE */
-            return output ? (*output = (void *)(intptr_t)res, WISP_READY) : WISP_READY;
+            return multi_result(f, res, output);
         res = op->res;
         /* relaxed: as in take_result. */
         atomic_fetch_or_explicit(&op->state, OP_DELIVERED, memory_order_relaxed);

@@ -318,6 +318,7 @@ static wisp_poll_t acceptor_poll(void *f, wisp_context_t *cx, void **out)
         if (wisp_io_poll(&a->io, cx, &r) == WISP_PENDING)
             return WISP_PENDING;
         long fd = (intptr_t)r;
+        ck_assert_int_eq(wisp_io_result(&a->io), fd); /* each result, both ways */
         if (fd < 0) {
             *out = r;
             return WISP_READY;
@@ -389,6 +390,7 @@ static wisp_poll_t streamer_poll(void *f, wisp_context_t *cx, void **out)
         if (wisp_io_poll(&s->io, cx, &r) == WISP_PENDING)
             return WISP_PENDING;
         long n = (intptr_t)r;
+        ck_assert_int_eq(wisp_io_result(&s->io), n);
         if (n <= 0) {
             *out = r;
             return WISP_READY;
