@@ -4,11 +4,12 @@
 #   bench/peers/cargo-build.sh PEER OUT_DIR
 #
 # PEER is the crate directory under bench/peers/ and the crate it measures
-# (tokio, rayon). Produces OUT_DIR/wisp-bench-PEER; cargo's home and target
-# directories are OUT_DIR/cargo-home-PEER and OUT_DIR/target-PEER, so peers
-# can share OUT_DIR. If cargo or the packaged crate (librust-PEER-dev) is
-# missing, prints one "skip PEER: <reason>" line to stderr and exits 0
-# without a binary.
+# (tokio, rayon). Produces OUT_DIR/NAME for every [[bin]] target NAME of the
+# crate's Cargo.toml (wisp-bench-PEER; for tokio also wisp-echo-tokio);
+# cargo's home and target directories are OUT_DIR/cargo-home-PEER and
+# OUT_DIR/target-PEER, so peers can share OUT_DIR. If cargo or the packaged
+# crate (librust-PEER-dev) is missing, prints one "skip PEER: <reason>" line
+# to stderr and exits 0 without a binary.
 set -eu
 
 REGISTRY=/usr/share/cargo/registry
@@ -18,7 +19,6 @@ if [ "$#" -ne 2 ] || [ -z "$1" ] || [ -z "$2" ]; then
     exit 2
 fi
 peer=$1
-bin=wisp-bench-$peer
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "skip $peer: cargo not found on PATH" >&2
@@ -42,9 +42,22 @@ export CARGO_HOME="$out/cargo-home-$peer"
 mkdir -p "$CARGO_HOME"
 cp "$here/.cargo/config.toml" "$CARGO_HOME/config.toml"
 
+# The binaries: the name of each [[bin]] table in Cargo.toml (each crate
+# here declares its binaries explicitly), else the crate's default one
+# (named after the package, wisp-bench-PEER).
+bins=$(awk '
+    /^[ \t]*\[\[bin\]\]/ { inbin = 1; next }
+    /^[ \t]*\[/ { inbin = 0 }
+    inbin && /^[ \t]*name[ \t]*=/ {
+        sub(/^[^"]*"/, ""); sub(/".*$/, ""); print
+    }' "$here/Cargo.toml")
+[ -n "$bins" ] || bins=wisp-bench-$peer
+
 cd "$here"
 cargo build --release --offline --target-dir "$out/target-$peer"
 
-cp "$out/target-$peer/release/$bin" "$out/$bin.tmp"
-mv -f "$out/$bin.tmp" "$out/$bin"
-echo "built $out/$bin" >&2
+for bin in $bins; do
+    cp "$out/target-$peer/release/$bin" "$out/$bin.tmp"
+    mv -f "$out/$bin.tmp" "$out/$bin"
+    echo "built $out/$bin" >&2
+done

@@ -3,13 +3,15 @@
 #
 #   bench/peers/go/build.sh OUT_DIR
 #
-# Produces OUT_DIR/wisp-bench-go. Go's build cache and GOPATH go under
-# OUT_DIR (nothing is written to $HOME) and no module is ever downloaded.
-# If go (Debian: golang-go) is missing, prints one "skip go: <reason>" line
-# to stderr and exits 0 without a binary.
+# Produces OUT_DIR/wisp-bench-go (this directory's package) and
+# OUT_DIR/wisp-echo-go (the TCP echo server, package ./echo). Go's build
+# cache and GOPATH go under OUT_DIR (nothing is written to $HOME) and no
+# module is ever downloaded. If go (Debian: golang-go) is missing, prints
+# one "skip go: <reason>" line to stderr and exits 0 without a binary.
 set -eu
 
-BIN=wisp-bench-go
+# OUT_DIR name and package of each binary.
+BINS="wisp-bench-go:. wisp-echo-go:./echo"
 
 if [ "$#" -ne 1 ] || [ -z "$1" ]; then
     echo "usage: $0 OUT_DIR" >&2
@@ -47,6 +49,10 @@ mkdir -p "$GOCACHE" "$GOPATH" "$XDG_CONFIG_HOME"
 
 cd "$here"
 # -buildvcs=false: no git lookup (the source sits inside wisp's repository).
-go build -buildvcs=false -trimpath -o "$out/$BIN.tmp" .
-mv -f "$out/$BIN.tmp" "$out/$BIN"
-echo "built $out/$BIN" >&2
+for b in $BINS; do
+    bin=${b%%:*}
+    pkg=${b#*:}
+    go build -buildvcs=false -trimpath -o "$out/$bin.tmp" "$pkg"
+    mv -f "$out/$bin.tmp" "$out/$bin"
+    echo "built $out/$bin" >&2
+done
