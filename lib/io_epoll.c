@@ -16,22 +16,60 @@
  *
  * REGISTRATIONS.  One per descriptor number per runtime, in a table
  * allocated in chunks on first use and freed with the runtime, so an event
- * never finds freed memory.  Each is armed level-triggered and EPOLLONESHOT
- * in the epoll instance of the worker that first armed it (its home), with
- * the events its waiters want.  Arming re-arms with EPOLL_CTL_MOD, and
- * when the kernel no longer knows the descriptor (it was closed behind
- * wisp's back and its number reused: ENOENT) adds it again; so a
- * registration is never trusted across a close, at the price of one
- * epoll_ctl per wait.  Level-triggered arming after EAGAIN reports
- * readiness that arrived in between: no wakeup is lost.
+ * never finds freed memory.  A descriptor is added once, at its first
+ * wait, edge-triggered for input, output and hang-up, to the epoll
+ * instance of the worker that waited (its home), and stays there until
+ * wisp_io_close deletes it: a wait costs no epoll_ctl (Tokio's and Go's
+ * design; the one-shot re-arm it replaces cost an epoll_ctl per wait, a
+ * quarter of the system calls of an echo round trip).
  *
- * The registration's lock covers its armed mask and waiter list.  When an
- * event comes (on the home worker's thread), the handler clears the armed
- * mask (the kernel disarmed it), takes out and wakes the waiters whose
- * events came (all of them on an error or hang-up), and re-arms for the
- * others.  A waiter that finds the mask stale-armed (the kernel fired, the
- * handler has not run yet) skips the epoll_ctl: the handler will wake it
- * or re-arm for it.  Wakes happen after the lock is dropped.
+ * THE TICK PROTOCOL (no lost wakeup with edge triggers).  Each
+ * registration counts the events handled per direction, tick[IN] and
+ * tick[OUT]; the handler bumps them under the registration's lock.  An
+ * operation reads the ticks (acquire) before its non-blocking attempt;
+ * when the attempt says EAGAIN it takes the lock, makes sure the
+ * descriptor is registered, and compares: a tick that moved means an
+ * event was handled since the attempt began, so it retries instead of
+ * waiting; else it links its waiter and returns PENDING.  Proof sketch:
+ * readiness that the attempt missed came after the kernel checked the
+ * socket, so its edge is queued after the attempt (or, if the descriptor
+ * was not registered yet, the EPOLL_CTL_ADD made under the lock reports
+ * it), and the handler that takes it bumps the tick after the attempt's
+ * read of it.  The handler and the waiter meet under the lock: if the
+ * handler is first, the waiter sees the tick moved and retries; if the
+ * waiter is first, the handler finds it linked and wakes it.
+ *
+ * QUIET.  A recv on a stream socket that returned fewer bytes than asked
+ * drained the receive queue; it records the input tick it read before the
+ * attempt (fd_reg.quiet).  The next recv, finding the descriptor
+ * registered and the tick unchanged, waits at once without the attempt
+ * (which could only say EAGAIN): bytes that arrived since made an edge
+ * that moves the tick, and the wait's comparison under the lock catches
+ * it.  One recv per message instead of two (Tokio clears its readiness
+ * the same way).  Datagram sockets are excluded: a short read there says
+ * nothing of the next datagram.
+ *
+ * STALE REGISTRATIONS.  The kernel drops a closed file from every epoll
+ * set, but the table would still say "registered" for its number, and a
+ * new file under that number would wait for edges that never come.  So a
+ * registration is trusted only when wisp saw its file made: a descriptor
+ * its accept returned, or a socket its connect started on, marks the
+ * number fresh (forgetting what the table held for it), and the
+ * registration made next for it is trusted.  wisp_io_close deletes and
+ * forgets.  A wait on an untrusted registration (a socketpair, a pipe, a
+ * descriptor from elsewhere) revalidates it with EPOLL_CTL_MOD, which
+ * says ENOENT when the kernel no longer knows the file (it was closed and
+ * its number reused), and then adds it again: one epoll_ctl per wait, the
+ * price of not knowing.  QUIET needs a trusted registration.  A trusted
+ * descriptor closed with close(2) behind wisp's back and reused by
+ * something wisp did not make keeps the stale registration and may never
+ * be woken: wisp/io.h asks for wisp_io_close.
+ *
+ * The registration's lock covers its waiter list, its registered flag
+ * and home, and the tick bumps.  When an event comes (on the home
+ * worker's thread), the handler bumps the ticks and takes out and wakes
+ * the waiters whose events came (all of them on an error or hang-up).
+ * Wakes happen after the lock is dropped.
  *
  * FILES.  A read or write at an offset is tried inline with RWF_NOWAIT
  * (page-cache hits cost one system call, no thread hop); when the kernel
@@ -84,12 +122,28 @@
 
 struct epoll_driver;
 
+enum { DIR_IN, DIR_OUT };
+
 struct fd_reg {
     struct wisp__lock lock;
     int fd;                        /* its place in the table */
-    uint32_t armed;                /* events armed in the kernel (oneshot) */
+    /* In home's epoll set (edge-triggered).  Written under the lock;
+     * relaxed reads outside it are hints (QUIET), rechecked under it. */
+    _Atomic bool registered;
+    bool trusted;                  /* registered while fresh (STALE REGISTRATIONS) */
+    _Atomic bool fresh;            /* accepted or connected by wisp since it was last registered */
+    bool stream;                   /* SOCK_STREAM */
+    /* trusted and stream: QUIET applies.  Written under the lock, read
+     * relaxed by recv (a hint: the registration it names is rechecked). */
+    _Atomic bool quiet_ok;
     struct epoll_driver *home;     /* the epoll instance it is registered in */
     struct io_waiter *waiters;
+    /* Events handled per direction (THE TICK PROTOCOL): bumped under the
+     * lock with release, read with acquire before an attempt. */
+    _Atomic uint32_t tick[2];
+    /* QUIET: 1 << 32 | tick[IN] at the start of the short recv, 0: none.
+     * Relaxed: a hint whose use the tick comparison makes safe. */
+    _Atomic uint64_t quiet;
 };
 
 struct epoll_table {
@@ -100,7 +154,7 @@ struct epoll_driver {
     struct io_driver io;           /* first */
     int epfd, efd;
     struct epoll_table *table;
-    /* Registrations armed here: a hint that lets poll skip epoll_wait. */
+    /* Registrations homed here: a hint that lets poll skip epoll_wait. */
     _Atomic int narmed;
     _Alignas(WISP_CACHE_LINE) _Atomic uint32_t park;
 };
@@ -176,47 +230,119 @@ static void waiter_unlink(struct fd_reg *r, struct io_waiter *w)
     w->linked = false;
 }
 
-/* Under r's lock: arm r for want (or what it has already).  0 or -errno. */
-static int reg_arm_locked(struct epoll_driver *ed, struct fd_reg *r, uint32_t want)
+/* Under r's lock: r is no longer registered (its descriptor was closed, or
+ * its number is new: STALE REGISTRATIONS). */
+static void reg_forget_locked(struct fd_reg *r)
 {
-    want |= r->armed;
-    if (want == r->armed)
-        return 0; /* armed, or fired and about to be handled */
-    struct epoll_event ev = { .events = want | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = r };
-    int rc = -1;
-    if (r->home)
-        rc = epoll_ctl(r->home->epfd, EPOLL_CTL_MOD, r->fd, &ev);
-    if (rc < 0 && (!r->home || errno == ENOENT)) {
-        struct epoll_driver *home = r->home ? r->home : ed;
-        rc = epoll_ctl(home->epfd, EPOLL_CTL_ADD, r->fd, &ev);
-        if (rc < 0 && errno == EEXIST) /* in another instance's table, not home's */
-            rc = epoll_ctl(home->epfd, EPOLL_CTL_MOD, r->fd, &ev);
-        if (rc == 0)
-            r->home = home;
+    if (atomic_load_explicit(&r->registered, memory_order_relaxed)) {
+        atomic_store_explicit(&r->registered, false, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&r->home->narmed, 1, memory_order_relaxed);
     }
+    r->home = NULL;
+    r->trusted = false;
+    atomic_store_explicit(&r->quiet_ok, false, memory_order_relaxed);
+    atomic_store_explicit(&r->quiet, 0, memory_order_relaxed);
+}
+
+/* Under r's lock: makes sure r is in an epoll set (ed's if it is in none).
+ * 0 or -errno (EPERM: a descriptor epoll cannot watch, a regular file). */
+static int reg_register_locked(struct epoll_driver *ed, struct fd_reg *r)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = r };
+    if (atomic_load_explicit(&r->registered, memory_order_relaxed)) {
+        if (r->trusted)
+            return 0;
+        /* Untrusted: is it still this file's?  ENOENT: closed, the number
+         * reused (STALE REGISTRATIONS). */
+        if (epoll_ctl(r->home->epfd, EPOLL_CTL_MOD, r->fd, &ev) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return -errno;
+        reg_forget_locked(r);
+    }
+    int rc = epoll_ctl(ed->epfd, EPOLL_CTL_ADD, r->fd, &ev);
+    if (rc < 0 && errno == EEXIST) /* left by a file closed behind our back, still open elsewhere */
+        rc = epoll_ctl(ed->epfd, EPOLL_CTL_MOD, r->fd, &ev);
     if (rc < 0)
         return -errno;
-    if (!r->armed)
-        /* relaxed: a hint for the home's poll. */
-        atomic_fetch_add_explicit(&r->home->narmed, 1, memory_order_relaxed);
-    r->armed = want;
+    int type = 0;
+    socklen_t len = sizeof(type);
+    r->stream = getsockopt(r->fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+    r->home = ed;
+    /* relaxed: set by accept/connect on this or another worker before the
+     * descriptor's first wait, which the task's own ordering covers. */
+    r->trusted = atomic_exchange_explicit(&r->fresh, false, memory_order_relaxed);
+    atomic_store_explicit(&r->quiet_ok, r->trusted && r->stream, memory_order_relaxed);
+    atomic_store_explicit(&r->registered, true, memory_order_relaxed);
+    /* relaxed: a hint for the home's poll. */
+    atomic_fetch_add_explicit(&ed->narmed, 1, memory_order_relaxed);
     return 0;
 }
 
-/* The future waits for events on its descriptor: link its waiter (with a
- * clone of the context's waker) and arm.  PENDING, or READY with the error
- * arming met. */
-static int wait_for(struct epoll_driver *ed, struct io_future *f, wisp_context_t *cx,
-                    uint32_t events)
+/* fd is a file wisp saw made (accepted, or being connected): forget what
+ * the table held for its number and mark it fresh (STALE REGISTRATIONS). */
+static void reg_fresh(struct epoll_table *t, int fd)
+{
+    int err;
+    struct fd_reg *r = reg_get(t, fd, &err);
+    if (!r)
+        return; /* then its waits fail the same way */
+    /* relaxed: only a descriptor number reused makes it true here. */
+    if (atomic_load_explicit(&r->registered, memory_order_relaxed)) {
+        lock_acquire(&r->lock);
+        reg_forget_locked(r);
+        lock_release(&r->lock);
+    }
+    atomic_store_explicit(&r->fresh, true, memory_order_relaxed);
+}
+
+/* The registration of f's descriptor and its ticks, read before an attempt
+ * (THE TICK PROTOCOL).  -errno for a descriptor the table cannot hold. */
+static int ticks_read(struct epoll_driver *ed, struct io_future *f, uint32_t t0[2])
 {
     int err = 0;
     struct fd_reg *r = f->reg;
     if (!r && !(r = reg_get(ed->table, f->fd, &err)))
         return err;
     f->reg = r;
+    /* acquire: pairs with the handler's release bump (what it saw of the
+     * descriptor is then ours too); the attempt follows. */
+    t0[DIR_IN] = atomic_load_explicit(&r->tick[DIR_IN], memory_order_acquire);
+    t0[DIR_OUT] = atomic_load_explicit(&r->tick[DIR_OUT], memory_order_acquire);
+    return 0;
+}
+
+#define WAIT_RETRY 1
+
+/* The future waits for events on its descriptor, whose ticks were t0
+ * before its attempt (ticks_read): registers the descriptor, then links
+ * the waiter (with a clone of the context's waker) unless a tick moved.
+ * 0 (wait: PENDING), WAIT_RETRY (try again now), or -errno. */
+static int wait_for(struct epoll_driver *ed, struct io_future *f, wisp_context_t *cx,
+                    uint32_t events, const uint32_t t0[2])
+{
+    int err = 0;
+    struct fd_reg *r = f->reg;
     const wisp_waker_t *waker = wisp_context_waker(cx);
     struct io_waiter *w = &f->waiter;
     lock_acquire(&r->lock);
+    err = reg_register_locked(ed, r);
+    if (!err && (((events & EPOLLIN) &&
+                  atomic_load_explicit(&r->tick[DIR_IN], memory_order_relaxed) != t0[DIR_IN]) ||
+                 ((events & EPOLLOUT) &&
+                  atomic_load_explicit(&r->tick[DIR_OUT], memory_order_relaxed) != t0[DIR_OUT])))
+        err = WAIT_RETRY; /* relaxed: under the lock the handler bumps them with */
+    if (err) {
+        wisp_waker_t stale = WISP_WAKER_EMPTY;
+        if (w->linked) {
+            waiter_unlink(r, w);
+            stale = w->waker;
+            w->waker = WISP_WAKER_EMPTY;
+        }
+        lock_release(&r->lock);
+        wisp_waker_drop(&stale);
+        return err;
+    }
     if (!w->linked) {
         w->prev = NULL;
         w->next = r->waiters;
@@ -227,20 +353,14 @@ static int wait_for(struct epoll_driver *ed, struct io_future *f, wisp_context_t
         w->waker = WISP_WAKER_EMPTY;
     }
     w->events = events;
+    wisp_waker_t old = WISP_WAKER_EMPTY;
     if (waker && !wisp_waker_will_wake(&w->waker, waker)) {
-        wisp_waker_t old = w->waker;
+        old = w->waker;
         w->waker = wisp_waker_clone(waker);
-        wisp_waker_drop(&old);
     }
-    err = reg_arm_locked(ed, r, events);
-    if (err)
-        waiter_unlink(r, w);
-    wisp_waker_t stale = err ? w->waker : WISP_WAKER_EMPTY;
-    if (err)
-        w->waker = WISP_WAKER_EMPTY;
     lock_release(&r->lock);
-    wisp_waker_drop(&stale);
-    return err;
+    wisp_waker_drop(&old);
+    return 0;
 }
 
 /* The future stops waiting (it is dropped or done). */
@@ -261,8 +381,8 @@ static void wait_end(struct io_future *f)
     wisp_waker_drop(&old);
 }
 
-/* An event for r (its home's thread): wake the waiters it concerns, re-arm
- * for the rest.  Returns how many were woken. */
+/* An event for r (its home's thread): bump the ticks, wake the waiters it
+ * concerns.  Returns how many were woken. */
 static unsigned reg_fire(struct epoll_driver *ed, struct fd_reg *r, uint32_t events)
 {
     uint32_t wake_all = events & (EPOLLERR | EPOLLHUP);
@@ -271,14 +391,20 @@ static unsigned reg_fire(struct epoll_driver *ed, struct fd_reg *r, uint32_t eve
         came |= EPOLLIN;
     unsigned woken = 0;
     wisp_waker_t batch[WAKE_BATCH];
+    (void)ed;
     lock_acquire(&r->lock);
-    if (r->armed) {
-        r->armed = 0; /* the kernel disarmed it (oneshot) */
-        atomic_fetch_sub_explicit(&ed->narmed, 1, memory_order_relaxed);
-    }
+    /* release: pairs with ticks_read's acquire.  Under the lock: the
+     * waiters compare under it (THE TICK PROTOCOL). */
+    if (wake_all || (came & EPOLLIN))
+        atomic_store_explicit(&r->tick[DIR_IN],
+                              atomic_load_explicit(&r->tick[DIR_IN], memory_order_relaxed) + 1,
+                              memory_order_release);
+    if (wake_all || (came & EPOLLOUT))
+        atomic_store_explicit(&r->tick[DIR_OUT],
+                              atomic_load_explicit(&r->tick[DIR_OUT], memory_order_relaxed) + 1,
+                              memory_order_release);
     for (;;) {
         unsigned n = 0;
-        uint32_t rest = 0;
         for (struct io_waiter *w = r->waiters, *next; w; w = next) {
             next = w->next;
             if (wake_all || (w->events & came)) {
@@ -287,16 +413,12 @@ static unsigned reg_fire(struct epoll_driver *ed, struct fd_reg *r, uint32_t eve
                 batch[n++] = w->waker;
                 w->waker = WISP_WAKER_EMPTY;
                 waiter_unlink(r, w);
-            } else {
-                rest |= w->events;
             }
         }
         bool more = false;
         for (struct io_waiter *w = r->waiters; w; w = w->next)
             if (wake_all || (w->events & came))
                 more = true;
-        if (!more && rest)
-            reg_arm_locked(ed, r, rest); /* an error here: they retry on their own wake */
         lock_release(&r->lock);
         for (unsigned i = 0; i < n; i++)
             wisp_waker_wake(&batch[i]);
@@ -495,12 +617,15 @@ static wisp_poll_t done(struct io_future *f, int64_t res, void **output)
 }
 
 /* Waits for events, or ends with the error arming met. */
-static wisp_poll_t pending(struct epoll_driver *ed, struct io_future *f, wisp_context_t *cx,
-                           uint32_t events, void **output)
-{
-    int err = wait_for(ed, f, cx, events);
-    return err ? done(f, err, output) : WISP_PENDING;
-}
+/* Where an attempt said EAGAIN: PENDING, or (an event came meanwhile) go
+ * round for another attempt, or READY with an error. */
+#define WAIT_OR_RETRY(events)                                     \
+    do {                                                          \
+        int werr_ = wait_for(ed, f, cx, (events), t0);            \
+        if (werr_ == WAIT_RETRY)                                  \
+            goto again;                                           \
+        return werr_ ? done(f, werr_, output) : WISP_PENDING;     \
+    } while (0)
 
 /* A multishot result: READY, the future stays started. */
 static wisp_poll_t multi_ready(struct io_future *f, int64_t res, void **output)
@@ -537,6 +662,11 @@ static wisp_poll_t poll_rw(struct epoll_driver *ed, struct io_future *f, wisp_co
                            void **output)
 {
     bool in = f->kind == IO_READ || f->kind == IO_READV;
+    uint32_t t0[2];
+    int terr;
+again:
+    if (f->offset == WISP_IO_CURRENT && (terr = ticks_read(ed, f, t0)))
+        return done(f, terr, output);
     struct iovec iov[IO_MAX_BUFS];
     int n = 1;
     if (f->kind == IO_READ || f->kind == IO_WRITE) {
@@ -564,9 +694,11 @@ static wisp_poll_t poll_rw(struct epoll_driver *ed, struct io_future *f, wisp_co
     }
     int e = errno;
     if (e == EAGAIN && off < 0) { /* a stream: wait for it, if it can be polled */
-        int err = wait_for(ed, f, cx, in ? EPOLLIN : EPOLLOUT);
+        int err = wait_for(ed, f, cx, in ? EPOLLIN : EPOLLOUT, t0);
         if (!err)
             return WISP_PENDING;
+        if (err == WAIT_RETRY)
+            goto again;
         if (err != -EPERM)
             return done(f, err, output);
     } else if (e != EAGAIN && e != EOPNOTSUPP) {
@@ -585,13 +717,9 @@ static wisp_poll_t poll_close(struct epoll_driver *ed, struct io_future *f, void
         wisp_waker_t batch[WAKE_BATCH];
         bool more = true;
         lock_acquire(&r->lock);
-        if (r->home) {
+        if (atomic_load_explicit(&r->registered, memory_order_relaxed))
             epoll_ctl(r->home->epfd, EPOLL_CTL_DEL, f->fd, NULL);
-            if (r->armed)
-                atomic_fetch_sub_explicit(&r->home->narmed, 1, memory_order_relaxed);
-        }
-        r->armed = 0;
-        r->home = NULL;
+        reg_forget_locked(r);
         while (more) {
             unsigned n = 0;
             while (r->waiters && n < WAKE_BATCH) {
@@ -617,6 +745,26 @@ wisp_poll_t wisp__io_epoll_poll(struct io_driver *d, struct io_future *f, wisp_c
     struct epoll_driver *ed = to_epoll(d);
     ssize_t r;
     int err;
+    uint32_t t0[2];
+    switch ((enum io_kind)f->kind) {
+    case IO_ACCEPT:
+    case IO_ACCEPT_MULTI:
+    case IO_CONNECT:
+    case IO_RECV:
+    case IO_RECV_MULTI:
+    case IO_SEND:
+    case IO_RECVMSG:
+    case IO_SENDMSG:
+    case IO_POLL:
+        if (!(f->eflags & EF_NONBLOCK) && f->kind == IO_CONNECT)
+            reg_fresh(ed->table, f->fd); /* a new socket (STALE REGISTRATIONS) */
+    again:
+        if ((err = ticks_read(ed, f, t0)))
+            return done(f, err, output);
+        break;
+    default:
+        break;
+    }
     switch ((enum io_kind)f->kind) {
     case IO_ACCEPT:
     case IO_ACCEPT_MULTI:
@@ -625,7 +773,9 @@ wisp_poll_t wisp__io_epoll_poll(struct io_driver *d, struct io_future *f, wisp_c
         r = accept4(f->fd, f->kind == IO_ACCEPT ? f->addr_out : NULL,
                     f->kind == IO_ACCEPT ? f->addrlen_out : NULL, SOCK_CLOEXEC);
         if (r < 0 && (errno == EAGAIN || errno == ECONNABORTED || errno == EINTR))
-            return pending(ed, f, cx, EPOLLIN, output);
+            WAIT_OR_RETRY(EPOLLIN);
+        if (r >= 0)
+            reg_fresh(ed->table, (int)r); /* a new descriptor (STALE REGISTRATIONS) */
         if (f->kind == IO_ACCEPT_MULTI && r >= 0)
             return multi_ready(f, r, output);
         return done(f, r < 0 ? -errno : r, output);
@@ -638,11 +788,11 @@ wisp_poll_t wisp__io_epoll_poll(struct io_driver *d, struct io_future *f, wisp_c
             if (errno != EINPROGRESS && errno != EINTR)
                 return done(f, -errno, output);
             f->eflags |= EF_CONNECTING;
-            return pending(ed, f, cx, EPOLLOUT, output);
+            WAIT_OR_RETRY(EPOLLOUT);
         } else {
             struct pollfd p = { .fd = f->fd, .events = POLLOUT };
             if (poll(&p, 1, 0) == 0)
-                return pending(ed, f, cx, EPOLLOUT, output);
+                WAIT_OR_RETRY(EPOLLOUT);
             int soerr = 0;
             socklen_t len = sizeof(soerr);
             if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
@@ -655,9 +805,20 @@ wisp_poll_t wisp__io_epoll_poll(struct io_driver *d, struct io_future *f, wisp_c
         if (b->len >= b->cap)
             return f->kind == IO_RECV_MULTI ? multi_ready(f, -ENOBUFS, output)
                                             : done(f, -EINVAL, output);
-        r = recv(f->fd, b->data + b->len, b->cap - b->len, f->flags | MSG_DONTWAIT);
+        struct fd_reg *reg = f->reg;
+        /* QUIET: drained at this tick and registered since: only an edge
+         * (which moves the tick) can bring bytes.  Relaxed: hints, checked
+         * again under the lock by wait_for. */
+        if (atomic_load_explicit(&reg->quiet, memory_order_relaxed) == (1ull << 32 | t0[DIR_IN]) &&
+            atomic_load_explicit(&reg->registered, memory_order_relaxed))
+            WAIT_OR_RETRY(EPOLLIN); /* quiet is only set on a trusted registration */
+        size_t want = b->cap - b->len;
+        r = recv(f->fd, b->data + b->len, want, f->flags | MSG_DONTWAIT);
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
-            return pending(ed, f, cx, EPOLLIN, output);
+            WAIT_OR_RETRY(EPOLLIN);
+        if (r > 0 && (size_t)r < want && !(f->flags & (MSG_PEEK | MSG_OOB)) &&
+            atomic_load_explicit(&reg->quiet_ok, memory_order_relaxed))
+            atomic_store_explicit(&reg->quiet, 1ull << 32 | t0[DIR_IN], memory_order_relaxed);
         if (r > 0)
             b->len += (size_t)r;
         if (f->kind == IO_RECV_MULTI && r > 0)
@@ -668,7 +829,7 @@ wisp_poll_t wisp__io_epoll_poll(struct io_driver *d, struct io_future *f, wisp_c
         wisp_buf_t *b = f->buf;
         r = send(f->fd, b->data + b->pos, b->len - b->pos, f->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
-            return pending(ed, f, cx, EPOLLOUT, output);
+            WAIT_OR_RETRY(EPOLLOUT);
         if (r > 0)
             b->pos += (size_t)r;
         return done(f, r < 0 ? -errno : r, output);
@@ -689,7 +850,7 @@ wisp_poll_t wisp__io_epoll_poll(struct io_driver *d, struct io_future *f, wisp_c
         r = in ? recvmsg(f->fd, &msg, f->flags | MSG_DONTWAIT)
                : sendmsg(f->fd, &msg, f->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
-            return pending(ed, f, cx, in ? EPOLLIN : EPOLLOUT, output);
+            WAIT_OR_RETRY(in ? EPOLLIN : EPOLLOUT);
         if (r >= 0) {
             if (in) {
                 wisp__io_bufs_filled(f->bufs, f->n, (size_t)r);
@@ -711,7 +872,7 @@ wisp_poll_t wisp__io_epoll_poll(struct io_driver *d, struct io_future *f, wisp_c
         uint32_t want = f->n & (POLLOUT | POLLWRNORM | POLLWRBAND) ? EPOLLOUT : 0;
         if (f->n & ~(unsigned)(POLLOUT | POLLWRNORM | POLLWRBAND))
             want |= EPOLLIN;
-        return pending(ed, f, cx, want ? want : EPOLLIN, output);
+        WAIT_OR_RETRY(want ? want : EPOLLIN);
     }
     case IO_TIMEOUT: {
         if (!(f->eflags & EF_SLEEPING)) {

@@ -47,9 +47,11 @@
  * Descriptors: an fd may have operations in flight on several workers.
  * Close it with wisp_io_close (or after its operations completed); on the
  * epoll backend close it only through wisp_io_close, which also forgets
- * its readiness registration (a descriptor closed behind wisp's back and
- * reused by the next open may then miss its first wakeup).  The epoll
- * backend makes listening and connecting sockets non-blocking. */
+ * its readiness registration (epoll registers a descriptor once, at its
+ * first wait: one closed behind wisp's back and reused for a pipe or a
+ * socketpair may then never be woken; a number reused by wisp's accept or
+ * by a socket wisp connects is recognised as new).  The epoll backend
+ * makes listening and connecting sockets non-blocking. */
 #ifndef WISP_IO_H
 #define WISP_IO_H
 
