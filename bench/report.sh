@@ -4,13 +4,16 @@
 # can be built here (Tokio, Rayon, TBB, OpenMP, Go), interleaved (wisp, peer,
 # peer, ..., wisp, peer, ...) so machine drift hits all of them alike. Prints
 # a table of medians with wisp's time ratio to each peer, the cost of
-# metrics and tracing, the idle CPU and per-task memory, and writes a chart.
+# metrics and tracing, the idle CPU and per-task memory, and writes a chart;
+# then the servers (bench/servers.sh): wisp-echo against the Tokio and Go
+# echo servers, wisp-httpd against nginx, loaded by wisp-load and wrk, with
+# their own table and chart.
 #
 #   bench/report.sh [--quick] [--reps R] [--threads N]
 #
-# --quick: 3 repetitions at a quarter of each workload's size (under two
-# minutes once built). Output goes to build-bench/report/ (results.txt,
-# report.txt, report.svg). A peer whose toolchain is missing is skipped with
+# --quick: 3 repetitions at a quarter of each workload's size, and the
+# servers 2 runs of 2 s (under four minutes once built). Output goes to
+# build-bench/report/ (results.txt, report.txt, report.svg, servers.svg). A peer whose toolchain is missing is skipped with
 # a one-line reason; a workload a peer cannot express shows as "-".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +47,7 @@ build_wisp() { # dir, extra cmake args...
 }
 log "building wisp (as shipped, without tracing, and without metrics or tracing)"
 build_wisp "$BUILD"
+cmake --build "$BUILD" -j "$(nproc)" --target wisp-echo wisp-httpd wisp-load >/dev/null
 build_wisp "$BUILD-notrace" -DWISP_TRACING=OFF
 build_wisp "$BUILD-bare" -DWISP_TRACING=OFF -DWISP_METRICS=OFF
 
@@ -173,6 +177,14 @@ log "measuring idle CPU with 10,000 timers armed (3 s each)"
 "${BIN[wisp]}" idle_timers --threads "$THREADS" --n 10000 >>"$resources"
 [ -z "${BIN[tokio]:-}" ] || "${BIN[tokio]}" idle_timers --threads "$THREADS" --n 10000 >>"$resources"
 
+# ---- the servers -----------------------------------------------------------------
+log "running the servers (bench/servers.sh)"
+if [ "$QUICK" = 1 ]; then
+    bench/servers.sh "$BUILD" "$OUT" --reps 2 --seconds 2 --workers "$THREADS" >/dev/null
+else
+    bench/servers.sh "$BUILD" "$OUT" --reps "$REPS" --seconds 5 --workers "$THREADS" >/dev/null
+fi
+
 # ---- the run's facts ---------------------------------------------------------
 crate_version() { # the packaged crate cargo built against
     local d
@@ -257,6 +269,9 @@ LIB=$(cat bench/results.awk)
          { for (i = 1; i <= NF; i++) { split($i, kv, "=");
              if (kv[1] == "cpu_ms_per_s") printf "idle %s-worker runtime: %s ms of CPU per second (target < 5)\n", "'"$THREADS"'", kv[2];
              if (kv[1] == "overhead_bytes_per_task") printf "empty task: %s bytes of runtime memory (target <= 64)\n", kv[2] } }' "$resources"
+    echo
+    echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //'); wrk: $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+    cat "$OUT/servers.txt"
 } | tee "$OUT/report.txt"
 
 # ---- the chart: one group of bars per workload, one colour per runtime ----
@@ -302,5 +317,5 @@ END {
 }' "$results" >"$OUT/report.svg"
 
 log ""
-log "report: $OUT/report.txt   chart: $OUT/report.svg   raw lines: $results"
+log "report: $OUT/report.txt   charts: $OUT/report.svg $OUT/servers.svg   raw lines: $results $OUT/servers-results.txt"
 log "finished in $(($(date +%s) - start))s of runs"

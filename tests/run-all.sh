@@ -43,7 +43,11 @@ check_install() {
     cmake --build build-test-release/consumer >/dev/null
     LD_LIBRARY_PATH="$(dirname "$pc")" build-test-release/consumer/consumer >/dev/null
     tests/check-symbols.sh "$(dirname "$pc")/libwisp.a"
-    echo "install check passed: pkg-config, find_package(wisp), static symbols"
+    # The servers are installed to bin/ and find libwisp.so there by RPATH.
+    for p in wisp-echo wisp-httpd wisp-load; do
+        "$prefix/bin/$p" --help | grep -q '^usage: '"$p"
+    done
+    echo "install check passed: pkg-config, find_package(wisp), static symbols, bin/wisp-{echo,httpd,load}"
 }
 
 # A parent project adds wisp with add_subdirectory, with and without a build

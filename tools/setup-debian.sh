@@ -3,12 +3,13 @@
 # benchmark on Debian 12, with apt-get (through sudo when not root).
 #   tools/setup-debian.sh          build + test dependencies
 #   tools/setup-debian.sh --bench  also the peers' toolchains (Rust crates,
-#                                  TBB, Go)
+#                                  TBB, Go), nginx and wrk for the server
+#                                  comparisons
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libjemalloc-dev liburing-dev check clang systemtap-sdt-dev)
 if [ "${1:-}" = "--bench" ]; then
-    packages+=(cargo librust-tokio-dev librust-rayon-dev libtbb-dev g++ golang-go)
+    packages+=(cargo librust-tokio-dev librust-rayon-dev libtbb-dev g++ golang-go nginx wrk python3)
 fi
 
 sudo=""
