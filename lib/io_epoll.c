@@ -47,7 +47,13 @@
  * that moves the tick, and the wait's comparison under the lock catches
  * it.  One recv per message instead of two (Tokio clears its readiness
  * the same way).  Datagram sockets are excluded: a short read there says
- * nothing of the next datagram.
+ * nothing of the next datagram.  So is a socket whose peer closed (an
+ * event with RDHUP, HUP or ERR was handled: fd_reg.hup): the end of the
+ * stream that came with the last bytes is still to be read (a recv
+ * returns 0) and no edge will announce it again.  The handler sets hup
+ * before its release bump of the tick, so a recv that read that tick
+ * (acquire) sees hup; a later bump moves the tick and the shortcut is not
+ * taken either.
  *
  * STALE REGISTRATIONS.  The kernel drops a closed file from every epoll
  * set, but the table would still say "registered" for its number, and a
@@ -144,6 +150,9 @@ struct fd_reg {
     /* QUIET: 1 << 32 | tick[IN] at the start of the short recv, 0: none.
      * Relaxed: a hint whose use the tick comparison makes safe. */
     _Atomic uint64_t quiet;
+    /* The peer closed or the socket failed (QUIET): set by the handler
+     * (relaxed, before its release bump of the ticks), cleared on forget. */
+    _Atomic bool hup;
 };
 
 struct epoll_table {
@@ -243,6 +252,7 @@ static void reg_forget_locked(struct fd_reg *r)
     r->home = NULL;
     r->trusted = false;
     atomic_store_explicit(&r->quiet_ok, false, memory_order_relaxed);
+    atomic_store_explicit(&r->hup, false, memory_order_relaxed);
     atomic_store_explicit(&r->quiet, 0, memory_order_relaxed);
 }
 
@@ -395,6 +405,8 @@ static unsigned reg_fire(struct epoll_driver *ed, struct fd_reg *r, uint32_t eve
     wisp_waker_t batch[WAKE_BATCH];
     (void)ed;
     lock_acquire(&r->lock);
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        atomic_store_explicit(&r->hup, true, memory_order_relaxed); /* before the bumps (QUIET) */
     /* release: pairs with ticks_read's acquire.  Under the lock: the
      * waiters compare under it (THE TICK PROTOCOL). */
     if (wake_all || (came & EPOLLIN))
@@ -824,6 +836,7 @@ wisp_poll_t wisp__io_epoll_poll(struct io_driver *d, struct io_future *f, wisp_c
          * (which moves the tick) can bring bytes.  Relaxed: hints, checked
          * again under the lock by wait_for. */
         if (atomic_load_explicit(&reg->quiet, memory_order_relaxed) == (1ull << 32 | t0[DIR_IN]) &&
+            !atomic_load_explicit(&reg->hup, memory_order_relaxed) &&
             atomic_load_explicit(&reg->registered, memory_order_relaxed))
             WAIT_OR_RETRY(EPOLLIN); /* quiet is only set on a trusted registration */
         size_t want = b->cap - b->len;
