@@ -798,8 +798,18 @@ static unsigned uring_poll(struct io_driver *d)
     wisp__io_drain_remote(d);
     if (u->backlog)
         backlog_run(u);
-    if (io_uring_sq_ready(&u->ring))
-        ring_flush(u);
+    if (io_uring_sq_ready(&u->ring)) {
+        /* relaxed: a hint the kernel sets; the enter synchronises.  With
+         * completion work waiting too, one enter submits and runs it
+         * (wisp-httpd under wrk: 1.44 enters per request before). */
+        if (IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) {
+            int r;
+            do
+                r = io_uring_submit_and_get_events(&u->ring);
+            while (r == -EINTR);
+        }
+        ring_flush(u); /* what is left, if anything (a full SQ, a refusal) */
+    }
     unsigned n = 0;
     if (io_uring_cq_ready(&u->ring) ||
         (IO_URING_READ_ONCE(*u->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
