@@ -438,7 +438,7 @@ static void hconn_drop(void *p)
 }
 
 static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nServer: wisp\r\nContent-Type: text/plain\r\n"
-                           "Content-Length: 20\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
+                           "Content-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
 
 static void on_conn(int fd, void *arg)
 {

@@ -7,9 +7,9 @@
 #                                  comparisons
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libjemalloc-dev liburing-dev check clang systemtap-sdt-dev)
+packages=(build-essential cmake pkg-config libjemalloc-dev liburing-dev check clang systemtap-sdt-dev python3)
 if [ "${1:-}" = "--bench" ]; then
-    packages+=(cargo librust-tokio-dev librust-rayon-dev libtbb-dev g++ golang-go nginx wrk python3)
+    packages+=(cargo librust-tokio-dev librust-rayon-dev libtbb-dev g++ golang-go nginx wrk)
 fi
 
 sudo=""
