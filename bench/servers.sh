@@ -239,13 +239,13 @@ awk "$AGG"'
 function esc(s) { gsub(/&/, "\\&amp;", s); gsub(/</, "\\&lt;", s); return s }
 END {
     split("#d9480f #1c7ed6 #2f9e44 #ae3ec9 #f59f00", C, " ")
-    bw = 18; gap = 40; left = 60; top = 60; h = 200; x = left
+    bw = 18; gap = 70; left = 60; top = 60; h = 200; x = left
     for (k = 1; k <= nk; k++) { n = split(impls[order[k]], I, " "); width[k] = n * bw + gap; W += width[k] }
-    W += left + 40; if (W < 800) W = 800
+    W += left + 40; if (W < 1000) W = 1000
     H = top + 2 * (h + 70) + 40
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", W, H
     printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-    printf "<text x=\"%d\" y=\"24\" font-size=\"15\" font-weight=\"bold\">servers: requests per second (top, higher is better) and p99 latency (bottom, lower is better)</text>\n", left
+    printf "<text x=\"%d\" y=\"24\" font-size=\"15\" font-weight=\"bold\">servers: requests per second (top: higher is better), p99 latency (bottom: lower is better)</text>\n", left
     printf "<text x=\"%d\" y=\"42\" fill=\"#555\">median of the runs, whiskers min-max; 2 workers each, 64 connections, loopback</text>\n", left
     for (panel = 0; panel < 2; panel++) {
         y0 = top + panel * (h + 70); what = panel ? "p99" : "rps"; x = left
