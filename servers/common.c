@@ -50,6 +50,22 @@ const char *srv_optarg(int argc, char **argv, int *i)
     return argv[++*i];
 }
 
+bool srv_common_opt(int argc, char **argv, int *i, struct srv_opts *o)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--host"))
+        o->host = srv_optarg(argc, argv, i);
+    else if (!strcmp(a, "--port"))
+        o->port = (unsigned)srv_parse_u64(a, srv_optarg(argc, argv, i), 0, 65535);
+    else if (!strcmp(a, "--workers"))
+        o->workers = (unsigned)srv_parse_u64(a, srv_optarg(argc, argv, i), 1, WISP_MAX_WORKERS);
+    else if (!strcmp(a, "--backend"))
+        o->backend = srv_optarg(argc, argv, i);
+    else
+        return false;
+    return true;
+}
+
 wisp_runtime_t *srv_runtime(unsigned workers, const char *backend)
 {
     unsigned io = WISP_IO_AUTO;

@@ -21,6 +21,17 @@ extern const char *srv_prog;
  * 1: the rest). */
 _Noreturn void srv_die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The options every program takes.  srv_common_opt parses argv[*i] into o
+ * when it is one of them (--host ADDR, --port P (0..65535), --workers N,
+ * --backend B), taking its value, and returns true; else false. */
+struct srv_opts {
+    const char *host;
+    const char *backend;
+    unsigned port;
+    unsigned workers;
+};
+bool srv_common_opt(int argc, char **argv, int *i, struct srv_opts *o);
+
 /* An unsigned decimal in [min, max] for option opt, else srv_die(2). */
 uint64_t srv_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max);
 /* argv[*i + 1], the value of option argv[*i]; srv_die(2) if missing. */

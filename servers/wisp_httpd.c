@@ -492,21 +492,15 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     srv_prog = "wisp-httpd";
-    const char *host = "127.0.0.1", *backend = NULL, *root = NULL;
-    unsigned port = 8080, workers = 0;
+    struct srv_opts o = { .host = "127.0.0.1", .port = 8080 };
+    const char *root = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--host")) {
-            host = srv_optarg(argc, argv, &i);
-        } else if (!strcmp(a, "--port")) {
-            port = (unsigned)srv_parse_u64(a, srv_optarg(argc, argv, &i), 0, 65535);
-        } else if (!strcmp(a, "--workers")) {
-            workers = (unsigned)srv_parse_u64(a, srv_optarg(argc, argv, &i), 1, WISP_MAX_WORKERS);
-        } else if (!strcmp(a, "--backend")) {
-            backend = srv_optarg(argc, argv, &i);
+        } else if (srv_common_opt(argc, argv, &i, &o)) {
+            continue;
         } else if (!strcmp(a, "--idle-timeout-ms")) {
             idle_ns = srv_parse_u64(a, srv_optarg(argc, argv, &i), 0, 86400000ull) * 1000000ull;
         } else if (!strcmp(a, "--max-conns")) {
@@ -526,12 +520,12 @@ int main(int argc, char **argv)
     srv_signals_block();
     srv_raise_nofile();
     unsigned bound;
-    int lfd = srv_listen(host, port, &bound);
-    rt = srv_runtime(workers, backend);
+    int lfd = srv_listen(o.host, o.port, &bound);
+    rt = srv_runtime(o.workers, o.backend);
     int r = srv_accept_spawn(rt, lfd, on_conn, NULL);
     if (r < 0)
         srv_die(1, "cannot start the acceptor: %s", strerror(-r));
-    srv_print_listening(host, bound, rt);
+    srv_print_listening(o.host, bound, rt);
     srv_wait_signal();
     wisp_runtime_free(rt);
     close(lfd);

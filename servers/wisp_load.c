@@ -402,9 +402,9 @@ static void set_loopback(const char *host, unsigned port)
 int main(int argc, char **argv)
 {
     srv_prog = "wisp-load";
-    const char *host = "127.0.0.1", *backend = NULL, *path = "/", *proto = "http";
-    long port = -1;
-    unsigned conns = 64, workers = 1;
+    struct srv_opts o = { .host = "127.0.0.1", .workers = 1 };
+    const char *path = "/", *proto = "http";
+    unsigned conns = 64;
     double seconds = 10;
     L.pipeline = 1;
     L.size = 64;
@@ -413,10 +413,8 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--host")) {
-            host = srv_optarg(argc, argv, &i);
-        } else if (!strcmp(a, "--port")) {
-            port = (long)srv_parse_u64(a, srv_optarg(argc, argv, &i), 1, 65535);
+        } else if (srv_common_opt(argc, argv, &i, &o)) {
+            continue;
         } else if (!strcmp(a, "--proto")) {
             proto = srv_optarg(argc, argv, &i);
             if (strcmp(proto, "http") && strcmp(proto, "echo"))
@@ -439,27 +437,23 @@ int main(int argc, char **argv)
             path = srv_optarg(argc, argv, &i);
             if (path[0] != '/' || strpbrk(path, " \r\n") || strlen(path) > 4096)
                 srv_die(2, "--path: '%s' is not an absolute path without spaces", path);
-        } else if (!strcmp(a, "--workers")) {
-            workers = (unsigned)srv_parse_u64(a, srv_optarg(argc, argv, &i), 1, WISP_MAX_WORKERS);
-        } else if (!strcmp(a, "--backend")) {
-            backend = srv_optarg(argc, argv, &i);
         } else {
             usage(stderr);
             srv_die(2, "unknown argument '%s'", a);
         }
     }
-    if (port < 0) {
+    if (o.port == 0) {
         usage(stderr);
-        srv_die(2, "--port is required");
+        srv_die(2, "--port is required (1..65535)");
     }
-    set_loopback(host, (unsigned)port);
+    set_loopback(o.host, o.port);
     L.http = !strcmp(proto, "http");
 
     /* The batch: pipeline requests back to back. */
     char req[4200];
     if (L.http)
-        L.req_len = (size_t)snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%ld\r\n\r\n", path,
-                                     host, port);
+        L.req_len = (size_t)snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%u\r\n\r\n", path,
+                                     o.host, o.port);
     else
         L.req_len = L.size;
     L.batch = malloc(L.req_len * L.pipeline);
@@ -476,7 +470,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&L.lock, NULL);
 
     signal(SIGPIPE, SIG_IGN);
-    wisp_runtime_t *rt = srv_runtime(workers, backend);
+    wisp_runtime_t *rt = srv_runtime(o.workers, o.backend);
     size_t in_cap = L.http ? 65536 : L.size * L.pipeline + 4096;
     wisp_join_t **joins = calloc(conns, sizeof *joins);
     if (!joins)
@@ -519,7 +513,7 @@ int main(int argc, char **argv)
            percentile_us(0.50), percentile_us(0.99), percentile_us(0.999), max_us());
     if (L.done == 0) {
         if (L.connect_errors)
-            srv_die(1, "cannot connect to %s port %ld: %s", host, port, strerror(L.last_connect_error));
+            srv_die(1, "cannot connect to %s port %u: %s", o.host, o.port, strerror(L.last_connect_error));
         srv_die(1, "no request completed");
     }
     free(L.batch);
