@@ -85,7 +85,10 @@ wisp_runtime_t *srv_runtime(unsigned workers, const char *backend)
     return rt;
 }
 
-int srv_listen(const char *host, unsigned port, unsigned *bound)
+/* A listening TCP socket on host:port (IPv4 or IPv6 literal; port 0: any
+ * free one), SO_REUSEADDR, close-on-exec; *bound gets the port.  srv_die(1)
+ * with the reason (a port in use, ...). */
+static int srv_listen(const char *host, unsigned port, unsigned *bound)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -122,7 +125,9 @@ int srv_listen(const char *host, unsigned port, unsigned *bound)
     return fd;
 }
 
-void srv_print_listening(const char *host, unsigned port, wisp_runtime_t *rt)
+/* Prints "listening HOST:PORT backend=B workers=N" to stdout and flushes it
+ * (scripts read the port from it). */
+static void srv_print_listening(const char *host, unsigned port, wisp_runtime_t *rt)
 {
     bool v6 = strchr(host, ':') != NULL;
     printf("listening %s%s%s:%u backend=%s workers=%u\n", v6 ? "[" : "", host, v6 ? "]" : "", port,
@@ -130,7 +135,9 @@ void srv_print_listening(const char *host, unsigned port, wisp_runtime_t *rt)
     fflush(stdout);
 }
 
-void srv_raise_nofile(void)
+/* Raises the soft limit on open descriptors to the hard one (as nginx's
+ * worker_rlimit_nofile and Go's runtime do). */
+static void srv_raise_nofile(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -141,7 +148,10 @@ void srv_raise_nofile(void)
 
 static sigset_t srv_sigs;
 
-void srv_signals_block(void)
+/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (call before the
+ * runtime starts its threads, which inherit the mask) and ignores SIGPIPE;
+ * srv_wait_signal then waits for one of them and returns it. */
+static void srv_signals_block(void)
 {
     sigemptyset(&srv_sigs);
     sigaddset(&srv_sigs, SIGINT);
@@ -151,7 +161,7 @@ void srv_signals_block(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-int srv_wait_signal(void)
+static int srv_wait_signal(void)
 {
     int sig = 0;
     while (sigwait(&srv_sigs, &sig) != 0)
@@ -213,7 +223,11 @@ static void acceptor_drop(void *p)
         wisp_sleep_drop(&a->backoff);
 }
 
-int srv_accept_spawn(wisp_runtime_t *rt, int lfd, srv_conn_fn fn, void *arg)
+/* Spawns the task accepting on lfd until the runtime shuts down: a
+ * multishot accept; on EMFILE/ENFILE/ENOBUFS/ENOMEM it backs off 10 ms
+ * (the others keep running: their descriptors come back), on
+ * ECONNABORTED it goes on.  0 or a negative errno from wisp_spawn. */
+static int srv_accept_spawn(wisp_runtime_t *rt, int lfd, srv_conn_fn fn, void *arg)
 {
     struct acceptor a;
     memset(&a, 0, sizeof a);
@@ -222,6 +236,22 @@ int srv_accept_spawn(wisp_runtime_t *rt, int lfd, srv_conn_fn fn, void *arg)
     a.arg = arg;
     wisp_io_accept_multi(&a.io, lfd);
     return wisp_spawn(rt, acceptor_poll, &a, sizeof a, acceptor_drop, NULL);
+}
+
+void srv_serve(const struct srv_opts *o, srv_conn_fn fn, wisp_runtime_t **rt)
+{
+    srv_signals_block();
+    srv_raise_nofile();
+    unsigned bound;
+    int lfd = srv_listen(o->host, o->port, &bound);
+    *rt = srv_runtime(o->workers, o->backend);
+    int r = srv_accept_spawn(*rt, lfd, fn, NULL);
+    if (r < 0)
+        srv_die(1, "cannot start the acceptor: %s", strerror(-r));
+    srv_print_listening(o->host, bound, *rt);
+    srv_wait_signal();
+    wisp_runtime_free(*rt);
+    close(lfd);
 }
 
 /* ---- connections ---- */

@@ -42,36 +42,19 @@ const char *srv_optarg(int argc, char **argv, int *i);
  * on failure, with the reason (io_uring asked for and refused, ...). */
 wisp_runtime_t *srv_runtime(unsigned workers, const char *backend);
 
-/* A listening TCP socket on host:port (IPv4 or IPv6 literal; port 0: any
- * free one), SO_REUSEADDR, close-on-exec; *bound gets the port.  srv_die(1)
- * with the reason (a port in use, ...). */
-int srv_listen(const char *host, unsigned port, unsigned *bound);
-
-/* Prints "listening HOST:PORT backend=B workers=N" to stdout and flushes it
- * (scripts read the port from it). */
-void srv_print_listening(const char *host, unsigned port, wisp_runtime_t *rt);
-
-/* Raises the soft limit on open descriptors to the hard one (as nginx's
- * worker_rlimit_nofile and Go's runtime do). */
-void srv_raise_nofile(void);
-
-/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (call before the
- * runtime starts its threads, which inherit the mask) and ignores SIGPIPE;
- * srv_wait_signal then waits for one of them and returns it. */
-void srv_signals_block(void);
-int srv_wait_signal(void);
-
 /* ---- the accept loop ---- */
 
 /* Called on a worker for each accepted descriptor, which it owns from then
  * on (it must close it, also on failure). */
 typedef void (*srv_conn_fn)(int fd, void *arg);
 
-/* Spawns the task accepting on lfd until the runtime shuts down: a
- * multishot accept; on EMFILE/ENFILE/ENOBUFS/ENOMEM it backs off 10 ms
- * (the others keep running: their descriptors come back), on
- * ECONNABORTED it goes on.  0 or a negative errno from wisp_spawn. */
-int srv_accept_spawn(wisp_runtime_t *rt, int lfd, srv_conn_fn fn, void *arg);
+/* The life of a server once its options are parsed: blocks the signals,
+ * raises the descriptor limit, listens on o's address, starts the runtime
+ * (stored in *rt before any connection can arrive), spawns the acceptor
+ * with fn, prints the listening line, and waits for SIGINT/SIGTERM/SIGHUP;
+ * then frees the runtime (every connection task dropped) and closes the
+ * listening socket.  srv_die on any failure. */
+void srv_serve(const struct srv_opts *o, srv_conn_fn fn, wisp_runtime_t **rt);
 
 /* ---- connections ---- */
 

@@ -153,17 +153,6 @@ int main(int argc, char **argv)
             srv_die(2, "unknown argument '%s'", a);
         }
     }
-    srv_signals_block();
-    srv_raise_nofile();
-    unsigned bound;
-    int lfd = srv_listen(o.host, o.port, &bound);
-    rt = srv_runtime(o.workers, o.backend);
-    int r = srv_accept_spawn(rt, lfd, on_conn, NULL);
-    if (r < 0)
-        srv_die(1, "cannot start the acceptor: %s", strerror(-r));
-    srv_print_listening(o.host, bound, rt);
-    srv_wait_signal();
-    wisp_runtime_free(rt);
-    close(lfd);
+    srv_serve(&o, on_conn, &rt);
     return 0;
 }

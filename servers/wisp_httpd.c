@@ -254,6 +254,20 @@ static void start_send(struct hconn *c)
     wisp_io_send(&c->io, c->fd, c->out, MSG_NOSIGNAL);
 }
 
+/* Drops the current operation.  One that runs takes its buffer along
+ * (wisp/io.h, BUFFERS: wisp frees it once the kernel is done with it). */
+static void io_abandon(struct hconn *c)
+{
+    if (c->io_busy) {
+        if (c->state == H_RECV)
+            c->in = NULL;
+        else if (c->state == H_SEND || c->state == H_READ)
+            c->out = NULL;
+        c->io_busy = false;
+    }
+    wisp_io_drop(&c->io);
+}
+
 static void start_close(struct hconn *c)
 {
     c->state = H_CLOSE;
@@ -348,14 +362,7 @@ static wisp_poll_t hconn_poll(void *p, wisp_context_t *cx, void **out)
             }
             while (wisp_sleep_poll(&c->timer, cx, NULL) == WISP_READY) {
                 if (wisp_now_ns() >= c->deadline) {
-                    /* Cancel the recv or send: its buffer goes with it
-                     * (wisp frees it once the kernel is done with it). */
-                    wisp_io_drop(&c->io);
-                    if (c->state == H_RECV)
-                        c->in = NULL;
-                    else
-                        c->out = NULL;
-                    c->io_busy = false;
+                    io_abandon(c); /* cancels the recv or send */
                     start_close(c);
                     break;
                 }
@@ -419,13 +426,7 @@ static wisp_poll_t hconn_poll(void *p, wisp_context_t *cx, void **out)
 static void hconn_drop(void *p)
 {
     struct hconn *c = p;
-    if (c->io_busy) { /* a running op takes its buffer along (wisp/io.h, BUFFERS) */
-        if (c->state == H_RECV)
-            c->in = NULL;
-        else if (c->state == H_SEND || c->state == H_READ)
-            c->out = NULL;
-    }
-    wisp_io_drop(&c->io);
+    io_abandon(c);
     if (c->timer_armed)
         wisp_sleep_drop(&c->timer);
     if (c->fd >= 0)
@@ -517,18 +518,7 @@ int main(int argc, char **argv)
         if (root_fd < 0)
             srv_die(2, "--root %s: %s", root, strerror(errno));
     }
-    srv_signals_block();
-    srv_raise_nofile();
-    unsigned bound;
-    int lfd = srv_listen(o.host, o.port, &bound);
-    rt = srv_runtime(o.workers, o.backend);
-    int r = srv_accept_spawn(rt, lfd, on_conn, NULL);
-    if (r < 0)
-        srv_die(1, "cannot start the acceptor: %s", strerror(-r));
-    srv_print_listening(o.host, bound, rt);
-    srv_wait_signal();
-    wisp_runtime_free(rt);
-    close(lfd);
+    srv_serve(&o, on_conn, &rt);
     if (root_fd >= 0)
         close(root_fd);
     return 0;

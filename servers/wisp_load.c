@@ -182,6 +182,20 @@ static bool take_responses(struct client *c)
     return c->got < c->batch || b->len == 0; /* nothing unasked for */
 }
 
+/* Drops the current operation.  One that runs takes its buffer along
+ * (wisp/io.h, BUFFERS). */
+static void io_abandon(struct client *c)
+{
+    if (c->io_busy) {
+        if (c->state == S_SEND)
+            c->out = NULL;
+        else if (c->state == S_RECV)
+            c->in = NULL;
+        c->io_busy = false;
+    }
+    wisp_io_drop(&c->io);
+}
+
 static void start_close(struct client *c, bool reconnect)
 {
     c->reconnect = reconnect;
@@ -237,12 +251,7 @@ static wisp_poll_t client_poll(void *p, wisp_context_t *cx, void **out)
             }
             if (wisp_sleep_poll(&c->stop, cx, NULL) == WISP_PENDING)
                 return WISP_PENDING;
-            wisp_io_drop(&c->io); /* its buffer goes with it */
-            if (c->state == S_SEND)
-                c->out = NULL;
-            else if (c->state == S_RECV)
-                c->in = NULL;
-            c->io_busy = false;
+            io_abandon(c);
             start_close(c, false);
             continue;
         }
@@ -308,13 +317,7 @@ static wisp_poll_t client_poll(void *p, wisp_context_t *cx, void **out)
 static void client_drop(void *p)
 {
     struct client *c = p;
-    if (c->io_busy) { /* a running op takes its buffer along */
-        if (c->state == S_SEND)
-            c->out = NULL;
-        else if (c->state == S_RECV)
-            c->in = NULL;
-    }
-    wisp_io_drop(&c->io);
+    io_abandon(c);
     if (c->stop_armed)
         wisp_sleep_drop(&c->stop);
     if (c->fd >= 0)
