@@ -608,6 +608,19 @@ def echo_reset(srv):
     s.close()
 
 
+def finish_under_load(loads, bg):
+    """Waits for the wisp-load runs and the background clients; fails with
+    every load's complaint."""
+    errs = []
+    for ld in loads:
+        try:
+            ld.finish()
+        except Fail as e:
+            errs.append(str(e))
+    bg.finish()
+    check(not errs, "\n".join(errs))
+
+
 def echo_under_load(srv):
     bg = Background()
     cnt = [0]
@@ -633,14 +646,7 @@ def echo_under_load(srv):
     bg.add("half-closed", half_closed)
     bg.add("reset", resets)
     bg.add("short-lived", short_lived)
-    errs = []
-    for ld in loads:
-        try:
-            ld.finish()
-        except Fail as e:
-            errs.append(str(e))
-    bg.finish()
-    check(not errs, "\n".join(errs))
+    finish_under_load(loads, bg)
 
 
 def echo_shutdown_open(srv):
@@ -1149,14 +1155,7 @@ def http_under_load(srv):
     for name, fn in (("malformed", malformed), ("reset", resets), ("half-closed", half_closed),
                      ("files", files)):
         bg.add(name, fn)
-    errs = []
-    for ld in loads:
-        try:
-            ld.finish()
-        except Fail as e:
-            errs.append(str(e))
-    bg.finish()
-    check(not errs, "\n".join(errs))
+    finish_under_load(loads, bg)
 
 
 def http_shutdown_open(srv):
